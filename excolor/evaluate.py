@@ -1,0 +1,333 @@
+"""Does deleting the red axis damage red colours only? The scores and tables that answer it (science.md §9).
+
+The Ex 2.9.1 objective (``ablation_score``) is r² of the Pearson correlation between each colour's
+reconstruction error after ablating latent axis 0 and its HSV similarity to red, cubed, on the 8³ RGB
+grid (§9.8). The same correlation on the 20³ cube, and per-named-colour error tables, describe the
+best model of a study (§9.11, §9.12, §10.1).
+
+The model runs in float32 (eval mode, clamped outputs); grids, similarities and correlations are
+float64 (§14.4). Letters: S = models, N = colours.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import scipy.special
+import torch
+from torch import nn
+
+from excolor.colors import RED_HSV, hsv_similarity, named_colors, rgb_grid, rgb_to_hsv
+from excolor.interventions import BoundedFalloff, InterventionConfig, Suppression, infer
+from excolor.surgery import ablate, prune
+
+__all__ = [
+    "CORRELATION_POWERS",
+    "EvaluationPlan",
+    "ablation_score",
+    "error_correlation",
+    "named_color_latex",
+    "named_color_table",
+    "pearson_r",
+    "per_color_mse",
+    "red_similarity",
+    "score_from_errors",
+    "similarity_correlations",
+    "standard_plans",
+]
+
+FloatArray = npt.NDArray[np.float64]
+
+CORRELATION_POWERS: Mapping[str, float] = {"ablated": 3.0, "pruned": 3.0, "suppression": 2.0}
+"""Similarity power per plan for the error-vs-similarity correlations (§9.12, §10.1 scatter plots)."""
+
+_LAYER = "bottleneck"
+
+
+def _identity(model: nn.Module) -> nn.Module:
+    return model
+
+
+@dataclass(frozen=True)
+class EvaluationPlan:
+    """A named way to evaluate a model: a weight edit (``transform``) plus inference-time interventions (§9.7)."""
+
+    name: str
+    transform: Callable[[nn.Module], nn.Module] = _identity
+    interventions: tuple[InterventionConfig, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("an EvaluationPlan needs a non-empty name")
+        object.__setattr__(self, "interventions", tuple(self.interventions))
+
+
+def _ablated_plan(dim: int) -> EvaluationPlan:
+    return EvaluationPlan("ablated", partial(ablate, layer_id=_LAYER, dims=(dim,)))
+
+
+def standard_plans(k_bottleneck_dim: int = 0, *, k_bottleneck: int = 5) -> tuple[EvaluationPlan, ...]:
+    """The four plans of §9.12: ``baseline``, ``ablated``, ``pruned``, ``suppression``.
+
+    Args:
+        k_bottleneck_dim: the latent axis that should hold the concept (0 in Ex 2.9.1).
+        k_bottleneck: the model's latent width K; the suppression's concept vector is the unit
+            vector along ``k_bottleneck_dim`` in K dimensions.
+
+    >>> [p.name for p in standard_plans()]
+    ['baseline', 'ablated', 'pruned', 'suppression']
+    """
+    if not 0 <= k_bottleneck_dim < k_bottleneck:
+        raise ValueError(f"k_bottleneck_dim must lie in [0, {k_bottleneck}), got {k_bottleneck_dim}")
+    axis = torch.zeros(k_bottleneck)
+    axis[k_bottleneck_dim] = 1.0
+    # cos 90° (6.1e-17, not 0) and power 0: a hard gate removing the whole positive component (§8.3).
+    gate = BoundedFalloff(math.cos(math.pi / 2), 1.0, 0.0)
+    return (
+        EvaluationPlan("baseline"),
+        _ablated_plan(k_bottleneck_dim),
+        EvaluationPlan("pruned", partial(prune, layer_id=_LAYER, dims=(k_bottleneck_dim,))),
+        EvaluationPlan("suppression", interventions=(InterventionConfig(Suppression(axis, gate), (_LAYER,)),)),
+    )
+
+
+def pearson_r(x: npt.ArrayLike, y: npt.ArrayLike, /) -> FloatArray:
+    """Pearson correlation along the last axis, batched over leading axes (float64).
+
+    Args:
+        x: ``[N]`` or ``[..., N]``, broadcast against ``y``.
+        y: ``[..., N]``, N >= 2.
+
+    Returns:
+        r ``[...]`` in [-1, 1]. Where either side is constant (zero variance) r is undefined and
+        returned as NaN, as scipy does; callers decide what that means for them.
+
+    >>> round(float(pearson_r([1.0, 2.0, 3.0], [2.0, 4.0, 7.0])), 4)
+    0.9934
+    """
+    xa = np.asarray(x, dtype=np.float64)
+    ya = np.asarray(y, dtype=np.float64)
+    if xa.ndim == 0 or ya.ndim == 0 or xa.shape[-1] != ya.shape[-1]:
+        raise ValueError(f"x and y must share a last axis, got shapes {xa.shape} and {ya.shape}")
+    if ya.shape[-1] < 2:
+        raise ValueError(f"pearson_r needs at least 2 points, got {ya.shape[-1]}")
+    xa, ya = np.broadcast_arrays(xa, ya)
+    constant = np.all(xa == xa[..., :1], axis=-1) | np.all(ya == ya[..., :1], axis=-1)  # (...)
+    xm = xa - xa.mean(axis=-1, keepdims=True)
+    ym = ya - ya.mean(axis=-1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        xn = xm / np.linalg.norm(xm, axis=-1, keepdims=True)
+        yn = ym / np.linalg.norm(ym, axis=-1, keepdims=True)
+        r = np.clip(np.sum(xn * yn, axis=-1), -1.0, 1.0)  # (...)
+    return np.where(constant, np.nan, r)
+
+
+def _pearson_p(r: FloatArray, n: int) -> FloatArray:
+    """Two-sided p-value of r under the null of no correlation (Student t with n − 2 dof)."""
+    if n == 2:  # r is ±1 by construction; scipy reports p = 1.
+        return np.where(np.isnan(r), np.nan, 1.0)
+    # NOTE(evaluate): p = P(|T| >= |t|) with t = r·sqrt(df/(1 − r²)) equals I_{1−r²}(df/2, 1/2).
+    return np.asarray(scipy.special.betainc((n - 2) / 2.0, 0.5, np.clip(1.0 - r**2, 0.0, 1.0)))
+
+
+def red_similarity(rgb: npt.ArrayLike, /, *, power: float = 1.0) -> FloatArray:
+    """Hemi-angular HSV similarity of RGB colours ``[..., 3]`` to pure red, raised to ``power`` → ``[...]``."""
+    return hsv_similarity(rgb_to_hsv(rgb), RED_HSV, hemi=True, mode="angular") ** power
+
+
+def _correlate(
+    rgb: npt.ArrayLike, mse: npt.ArrayLike, anchor_hsv: npt.ArrayLike, power: float
+) -> tuple[FloatArray, int]:
+    """r of similarity**power vs errors; the colour axes of ``mse`` are the trailing ones, matching ``rgb``."""
+    sim = hsv_similarity(rgb_to_hsv(rgb), anchor_hsv, hemi=True, mode="angular") ** power  # (colour axes)
+    errors = np.asarray(mse, dtype=np.float64)
+    if errors.ndim < sim.ndim or errors.shape[errors.ndim - sim.ndim :] != sim.shape:
+        raise ValueError(f"mse {errors.shape} must end with the colour axes of rgb {sim.shape}")
+    errors = errors.reshape(*errors.shape[: errors.ndim - sim.ndim], sim.size)  # (..., N)
+    return pearson_r(sim.reshape(-1), errors), sim.size
+
+
+def error_correlation(
+    rgb: npt.ArrayLike,
+    mse: npt.ArrayLike,
+    /,
+    *,
+    anchor_hsv: npt.ArrayLike = RED_HSV,
+    power: float,
+) -> tuple[FloatArray, FloatArray]:
+    """Pearson (r, p) between per-colour error and similarity to the anchor, to the ``power`` (§9.6).
+
+    Args:
+        rgb: colours ``[N, 3]`` (or any ``[..., 3]`` grid, flattened in C order).
+        mse: per-colour errors ``[..., N]`` (or ``[..., <grid axes>]``); leading axes are batched.
+        anchor_hsv: the concept colour in HSV.
+        power: exponent applied to the similarity.
+
+    Returns:
+        r and p, each of the batch shape (0-d for a single model); NaN where r is undefined.
+    """
+    r, n = _correlate(rgb, mse, anchor_hsv, power)
+    return r, _pearson_p(r, n)
+
+
+def score_from_errors(
+    mse: npt.ArrayLike, /, *, rgb: npt.ArrayLike, power: float = 3.0
+) -> tuple[FloatArray, FloatArray]:
+    """The ablation score of S models from their per-colour errors: (r² ``[S]``, r ``[S]``) (§9.8).
+
+    Args:
+        mse: ``[S, N]`` errors of each ablated model on the colours ``rgb``.
+        rgb: ``[N, 3]``, normally ``rgb_grid(8)``.
+        power: exponent of the similarity to red.
+
+    The sign of r is discarded by the square; report r beside the score so that collapsed runs with
+    a negative r stay visible (§14.2). NaN where a model's errors are all equal.
+    """
+    r, _ = _correlate(rgb, mse, RED_HSV, power)
+    return r**2, r
+
+
+def per_color_mse(model: nn.Module, rgb: npt.ArrayLike, /, *, plan: EvaluationPlan) -> FloatArray:
+    """Reconstruction error of each colour ``[..., 3]`` → ``[...]`` for the model variant of ``plan``.
+
+    The forward and the error (mean over the 3 channels) are float32 in eval mode, as in training
+    and validation; the result is returned as float64.
+    """
+    colors = np.asarray(rgb, dtype=np.float64)
+    if colors.ndim == 0 or colors.shape[-1] != 3:
+        raise ValueError(f"rgb must have shape [..., 3], got {colors.shape}")
+    x = torch.as_tensor(colors, dtype=torch.float32)
+    variant = plan.transform(model)
+    y, _ = infer(variant, x, interventions=plan.interventions, capture=None)
+    mse = ((y.float().cpu() - x) ** 2).mean(dim=-1)  # (...)
+    return mse.numpy().astype(np.float64)
+
+
+def ablation_score(model: nn.Module, /, *, grid: int = 8, power: float = 3.0) -> tuple[float, float]:
+    """The Ex 2.9.1 objective: (r², r) of ablated-model error vs similarity to red, cubed (§9.8).
+
+    Latent axis 0 at ``bottleneck`` is ablated and the model evaluated on the ``grid``³ RGB grid.
+    """
+    rgb = rgb_grid(grid)  # (N, 3)
+    mse = per_color_mse(model, rgb, plan=_ablated_plan(0))  # (N,)
+    score, r = score_from_errors(mse[None, :], rgb=rgb, power=power)
+    return float(score[0]), float(r[0])
+
+
+def _latent_width(model: nn.Module) -> int:
+    """K of the model, read off one forward pass at the bottleneck (also right for pruned models)."""
+    return int(infer(model, np.zeros((1, 3)), capture=_LAYER)[1].shape[-1])
+
+
+def _resolve_plans(model: nn.Module, plans: Iterable[EvaluationPlan] | None) -> tuple[EvaluationPlan, ...]:
+    resolved = standard_plans(k_bottleneck=_latent_width(model)) if plans is None else tuple(plans)
+    names = [p.name for p in resolved]
+    if len(set(names)) != len(names):
+        raise ValueError(f"plan names must be unique, got {names}")
+    return resolved
+
+
+def named_color_table(model: nn.Module, /, *, plans: Iterable[EvaluationPlan] | None = None) -> pd.DataFrame:
+    """Per-named-colour error of each plan, and its increase over the baseline (§9.11, §10.1).
+
+    Args:
+        model: the trained model.
+        plans: default ``standard_plans`` for the model's K. The plan named ``'baseline'`` gives the
+            baseline column (the unedited model if there is none).
+
+    Returns:
+        One row per named colour (12 hues then 5 greys, §9.3) with columns ``name``, ``rgb``, ``hsv``,
+        ``baseline``, then ``<plan>`` (MSE) and ``<plan>-delta`` (MSE − baseline) per other plan.
+    """
+    resolved = _resolve_plans(model, plans)
+    colors = named_colors()
+    rgb = np.array(colors["rgb"].tolist())  # (17, 3)
+    baseline = next((p for p in resolved if p.name == "baseline"), EvaluationPlan("baseline"))
+    base_mse = per_color_mse(model, rgb, plan=baseline)
+    table = pd.DataFrame({"name": colors["name"], "rgb": colors["rgb"], "hsv": colors["hsv"], "baseline": base_mse})
+    for plan in resolved:
+        if plan.name == "baseline":
+            continue
+        if plan.name in table.columns or f"{plan.name}-delta" in table.columns:
+            raise ValueError(f"plan name {plan.name!r} clashes with a table column")
+        mse = per_color_mse(model, rgb, plan=plan)
+        table[plan.name] = mse
+        table[f"{plan.name}-delta"] = mse - base_mse
+    return table
+
+
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
+
+
+def _latex_escape(text: str) -> str:
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
+
+
+def _latex_number(value: float, decimals: int) -> str:
+    """Fixed-point with a typographic minus; values that round to zero carry no sign."""
+    if math.isnan(value):
+        return "--"
+    text = f"{value:.{decimals}f}"
+    if text.startswith("-"):
+        return text[1:] if float(text) == 0.0 else "$-$" + text[1:]
+    return text
+
+
+def named_color_latex(table: pd.DataFrame, /, *, decimals: int = 9) -> str:
+    """A LaTeX (booktabs) tabular of ``named_color_table``: Colour, Baseline, then Δ per method (§10.1).
+
+    Methods are the table's ``<plan>-delta`` columns, in order, headed ``$\\Delta$ <plan>``.
+    """
+    if decimals < 0:
+        raise ValueError(f"decimals must be >= 0, got {decimals}")
+    missing = {"name", "baseline"} - set(table.columns)
+    if missing:
+        raise ValueError(f"table lacks columns {sorted(missing)}")
+    deltas = [c for c in table.columns if isinstance(c, str) and c.endswith("-delta")]
+    headers = ["Colour", "Baseline"] + [rf"$\Delta$ {_latex_escape(c[: -len('-delta')])}" for c in deltas]
+    lines = [
+        rf"\begin{{tabular}}{{l{'r' * (1 + len(deltas))}}}",
+        r"\toprule",
+        " & ".join(headers) + r" \\",
+        r"\midrule",
+    ]
+    for _, row in table.iterrows():
+        cells = [_latex_escape(str(row["name"]))]
+        cells += [_latex_number(float(row[c]), decimals) for c in ["baseline", *deltas]]
+        lines.append(" & ".join(cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def similarity_correlations(model: nn.Module, /, *, n: int = 20) -> pd.DataFrame:
+    """Error-vs-similarity-to-red correlations on the n³ RGB cube (§9.12, §10.1's scatter plots).
+
+    Returns:
+        Rows ``ablated`` and ``pruned`` (similarity cubed) and ``suppression`` (squared), with
+        columns ``plan``, ``power``, ``r``, ``r2`` and ``p``.
+    """
+    rgb = rgb_grid(n)  # (n³, 3)
+    plans = {p.name: p for p in standard_plans(k_bottleneck=_latent_width(model))}
+    rows = []
+    for name, power in CORRELATION_POWERS.items():
+        mse = per_color_mse(model, rgb, plan=plans[name])
+        r, p = error_correlation(rgb, mse, power=power)
+        rows.append({"plan": name, "power": power, "r": float(r), "r2": float(r) ** 2, "p": float(p)})
+    return pd.DataFrame(rows, columns=["plan", "power", "r", "r2", "p"])

@@ -1,0 +1,86 @@
+"""The clamped-and-normalised colour MLP (science.md §2).
+
+RGB -> encoder -> 5-D pre-norm latent ``z`` -> ``L2Norm`` -> unit latent ``h`` -> decoder -> RGB.
+Outputs are unclamped in training mode and clamped to [0, 1] in eval mode (§12 pitfall 7).
+
+Module paths matter: regularizers, surgery and interventions address layers by them
+(``encoder``, ``bottleneck``, ``decoder``, ``encoder.4`` ...).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["CNColorMLP", "L2Norm", "build_model", "layer_shapes", "parameter_count"]
+
+
+class L2Norm(nn.Module):
+    """Divide each row by its Euclidean norm (guarded at 1e-12, as ``F.normalize``)."""
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return nn.functional.normalize(z, p=2.0, dim=-1, eps=1e-12)
+
+
+def _mlp(widths: list[int]) -> nn.Sequential:
+    """Linear/GELU stack over ``widths``; no activation after the last Linear."""
+    layers: list[nn.Module] = []
+    for i, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:])):
+        layers.append(nn.Linear(n_in, n_out))
+        if i < len(widths) - 2:
+            layers.append(nn.GELU())
+    return nn.Sequential(*layers)
+
+
+class CNColorMLP(nn.Module):
+    """Colour autoencoder with a unit-norm bottleneck.
+
+    Args:
+        k_bottleneck: latent dimension K (5 in Ex 2.9.1).
+        k_codec: hidden width H (16 in the 60-seed reference, 10 in the 100-seed one; §2.4).
+        n_nonlinear: number N of GELU blocks in each of encoder and decoder.
+
+    >>> parameter_count(CNColorMLP(5, k_codec=16, n_nonlinear=2))
+    840
+    """
+
+    def __init__(self, k_bottleneck: int, k_codec: int = 16, n_nonlinear: int = 1) -> None:
+        super().__init__()
+        if k_bottleneck < 1 or k_codec < 1 or n_nonlinear < 1:
+            raise ValueError(
+                f"CNColorMLP needs k_bottleneck, k_codec, n_nonlinear >= 1, "
+                f"got {k_bottleneck}, {k_codec}, {n_nonlinear}"
+            )
+        self.k_bottleneck = k_bottleneck
+        self.k_codec = k_codec
+        self.n_nonlinear = n_nonlinear
+        self.encoder = _mlp([3] + [k_codec] * n_nonlinear + [k_bottleneck])
+        self.bottleneck = L2Norm()
+        self.decoder = _mlp([k_bottleneck] + [k_codec] * n_nonlinear + [3])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.decoder(self.bottleneck(self.encoder(x)))
+        return y if self.training else y.clamp(0.0, 1.0)
+
+
+def layer_shapes(k_bottleneck: int, k_codec: int, n_nonlinear: int) -> list[tuple[int, int]]:
+    """``(out, in)`` of every Linear in forward order: encoder Linears, then decoder Linears."""
+    enc = [3] + [k_codec] * n_nonlinear + [k_bottleneck]
+    dec = [k_bottleneck] + [k_codec] * n_nonlinear + [3]
+    return [(o, i) for i, o in zip(enc[:-1], enc[1:])] + [(o, i) for i, o in zip(dec[:-1], dec[1:])]
+
+
+def parameter_count(model: nn.Module) -> int:
+    """Number of trainable scalars."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def build_model(seed: int, k_bottleneck: int = 5, k_codec: int = 16, n_nonlinear: int = 2) -> CNColorMLP:
+    """The model the original builds right after ``seed_everything(seed)`` (§6.1, §14.1).
+
+    Seeds the global torch generator, exactly as the original did; the population trainer
+    calls this once per seed so that model i of a population starts bitwise equal to a
+    model built alone.
+    """
+    torch.manual_seed(seed)
+    return CNColorMLP(k_bottleneck, k_codec=k_codec, n_nonlinear=n_nonlinear)

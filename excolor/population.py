@@ -1,0 +1,190 @@
+"""S colour models stacked along a leading population axis, with hand-written backward.
+
+All S models' parameters live in one contiguous (S, P) buffer (and so do their gradients and
+Adam moments), so an optimizer step is a handful of in-place ops over the whole population,
+and a checkpoint is three tensors. Each Linear's weight (S, out, in) and bias (S, out) are views
+into that buffer; the forward is batched matmuls, the backward is written out by hand, because
+autograd's per-op bookkeeping costs more than the arithmetic at these sizes (architecture.md).
+
+Letters in shape comments: S models, B samples per model, H hidden width, K latent width.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from excolor.model import CNColorMLP, build_model, layer_shapes
+
+__all__ = ["Activations", "Population"]
+
+_SQRT_HALF = 1.0 / math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+def _gelu_grad(a: torch.Tensor) -> torch.Tensor:
+    """d/da of the exact GELU a·Φ(a): Φ(a) + a·φ(a)."""
+    cdf = 0.5 * (1.0 + torch.erf(a * _SQRT_HALF))
+    return cdf + a * torch.exp(-0.5 * a * a) * _INV_SQRT_2PI
+
+
+@dataclass
+class Activations:
+    """What the backward pass needs from one forward pass."""
+
+    inputs: list[torch.Tensor]  # input of every Linear, (S, B, in)
+    pre: list[torch.Tensor]  # pre-activation of every hidden Linear (before GELU), (S, B, H)
+    z: torch.Tensor  # pre-norm latent (S, B, K)  -- layer 'encoder'
+    norm: torch.Tensor  # ‖z‖ (S, B, 1)
+    h: torch.Tensor  # unit latent (S, B, K)  -- layer 'bottleneck'
+    y: torch.Tensor  # unclamped output (S, B, 3)
+
+
+class Population:
+    """Parameters of S ``CNColorMLP`` models in one flat (S, P) buffer.
+
+    The parameter order inside a row is each Linear's weight (row-major) then its bias, encoder
+    first, the same order as ``CNColorMLP.parameters()``.
+    """
+
+    def __init__(self, flat: torch.Tensor, *, k_bottleneck: int, k_codec: int, n_nonlinear: int) -> None:
+        self.shapes = layer_shapes(k_bottleneck, k_codec, n_nonlinear)
+        self.k_bottleneck, self.k_codec, self.n_nonlinear = k_bottleneck, k_codec, n_nonlinear
+        self.n_encoder = n_nonlinear + 1  # Linears in the encoder; as many in the decoder
+        size = sum(o * i + o for o, i in self.shapes)
+        if flat.ndim != 2 or flat.shape[1] != size:
+            raise ValueError(f"flat parameters must be (S, {size}), got {tuple(flat.shape)}")
+        self.flat = flat
+        self.weights, self.biases = self.views(flat)
+
+    @property
+    def size(self) -> int:
+        """Number of models S."""
+        return int(self.flat.shape[0])
+
+    @property
+    def n_params(self) -> int:
+        return int(self.flat.shape[1])
+
+    def views(self, buffer: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Per-Linear weight (S, out, in) and bias (S, out) views into a (S, P) buffer."""
+        weights, biases, offset = [], [], 0
+        s = buffer.shape[0]
+        for o, i in self.shapes:
+            weights.append(buffer[:, offset : offset + o * i].view(s, o, i))
+            offset += o * i
+            biases.append(buffer[:, offset : offset + o])
+            offset += o
+        return weights, biases
+
+    # ----------------------------------------------------------------------------- construction
+
+    @classmethod
+    def from_seeds(
+        cls, seeds: Sequence[int], *, k_bottleneck: int = 5, k_codec: int = 16, n_nonlinear: int = 2
+    ) -> Population:
+        """Model i initialised exactly as ``build_model(seeds[i])`` (bitwise, §14.1)."""
+        models = [build_model(s, k_bottleneck, k_codec, n_nonlinear) for s in seeds]
+        return cls.from_modules(models)
+
+    @classmethod
+    def from_modules(cls, models: Sequence[CNColorMLP]) -> Population:
+        if not models:
+            raise ValueError("a population needs at least one model")
+        m0 = models[0]
+        dims = (m0.k_bottleneck, m0.k_codec, m0.n_nonlinear)
+        rows = []
+        for m in models:
+            if (m.k_bottleneck, m.k_codec, m.n_nonlinear) != dims:
+                raise ValueError("all models of a population must have the same shape")
+            rows.append(torch.cat([p.detach().reshape(-1) for p in m.parameters()]))
+        flat = torch.stack(rows).to(torch.float32).contiguous()
+        return cls(flat, k_bottleneck=dims[0], k_codec=dims[1], n_nonlinear=dims[2])
+
+    def module(self, i: int) -> CNColorMLP:
+        """Model i as a standalone ``CNColorMLP`` in eval mode (a copy)."""
+        m = CNColorMLP(self.k_bottleneck, k_codec=self.k_codec, n_nonlinear=self.n_nonlinear)
+        nn.utils.vector_to_parameters(self.flat[i].detach().cpu().clone(), m.parameters())
+        return m.eval()
+
+    # ----------------------------------------------------------------------------- forward/backward
+
+    def _linear(self, j: int, x: torch.Tensor) -> torch.Tensor:
+        # x (S, B, in) or shared (B, in): out = b + x Wᵀ -> (S, B, out)
+        w, b = self.weights[j], self.biases[j]
+        if x.ndim == 2:
+            x = x.expand(w.shape[0], -1, -1)
+        return torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
+
+    def forward(self, x: torch.Tensor, *, ablate: Sequence[int] = ()) -> Activations:
+        """Train-mode forward (unclamped). ``x`` is (S, B, 3) or one (B, 3) batch shared by all.
+
+        ``ablate`` zeroes those pre-norm latent coordinates before the normalisation: exactly
+        what ``surgery.ablate`` does to the weights (§7.4), without copying any model.
+        """
+        inputs: list[torch.Tensor] = []
+        pre: list[torch.Tensor] = []
+        a = x
+        n_enc = self.n_encoder
+        for j in range(2 * n_enc):
+            inputs.append(a)
+            out = self._linear(j, a)
+            if j == n_enc - 1:  # encoder's last Linear -> pre-norm latent
+                z = out
+                if ablate:
+                    z = z.clone()
+                    z[..., list(ablate)] = 0.0
+                norm = torch.linalg.vector_norm(z, dim=-1, keepdim=True)  # (S, B, 1)
+                h = z / norm.clamp(min=1e-12)
+                a = h
+            elif j == 2 * n_enc - 1:
+                y = out
+            else:
+                pre.append(out)
+                a = nn.functional.gelu(out)
+        return Activations(inputs, pre, z, norm, h, y)
+
+    def predict(self, x: torch.Tensor, *, ablate: Sequence[int] = ()) -> torch.Tensor:
+        """Eval-mode output, clamped to [0, 1] (§12 pitfall 7)."""
+        return self.forward(x, ablate=ablate).y.clamp(0.0, 1.0)
+
+    def backward(
+        self,
+        acts: Activations,
+        dy: torch.Tensor,
+        grad: torch.Tensor,
+        *,
+        dh: torch.Tensor | None = None,
+        dz: torch.Tensor | None = None,
+    ) -> None:
+        """Write d(loss)/d(params) into ``grad`` (S, P), given d(loss)/dy and the extra
+        gradients of regularizers on the unit latent (``dh``) and the pre-norm latent (``dz``)."""
+        dws, dbs = self.views(grad)
+        n_enc = self.n_encoder
+        d = dy  # (S, B, out) gradient w.r.t. the current Linear's output
+        for j in reversed(range(2 * n_enc)):
+            x = acts.inputs[j]
+            if x.ndim == 2:
+                x = x.expand(d.shape[0], -1, -1)
+            dws[j].copy_(torch.bmm(d.transpose(1, 2), x))  # (S, out, in)
+            dbs[j].copy_(d.sum(1))  # (S, out)
+            if j == 0:
+                break
+            d_in = torch.bmm(d, self.weights[j])  # (S, B, in)
+            if j == n_enc:  # decoder's first Linear reads the unit latent h
+                if dh is not None:
+                    d_in = d_in + dh
+                # L2Norm backward: (dh − h⟨h, dh⟩)/‖z‖, with the 1e-12 guard.
+                h = acts.h
+                radial = (h * d_in).sum(-1, keepdim=True)
+                norm = acts.norm
+                d = torch.where(norm > 1e-12, (d_in - h * radial) / norm.clamp(min=1e-12), d_in / 1e-12)
+                if dz is not None:
+                    d = d + dz
+            else:
+                pre = acts.pre[j - 1 if j < n_enc else j - 2]
+                d = d_in * _gelu_grad(pre)

@@ -1,0 +1,295 @@
+"""Regularizers: per-sample penalties on a layer's activations, with hand-written gradients.
+
+Each term maps activations ``h`` (S, B, F) to a per-sample loss (S, B) (science.md §4.2) and
+gives the vector-Jacobian product the population trainer needs (no autograd in the hot loop).
+``RegularizerConfig`` binds a term to its dopesheet column, label affinities, layer and phase
+(§4.1); ``reduction_weights`` is the label-affine reduction of §4.3.
+
+Letters in shape comments: S models, B batch, F features.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+
+__all__ = [
+    "LAYERS",
+    "Anchor",
+    "AngularAnchor",
+    "AntiAnchor",
+    "AxisAlignedSubspace",
+    "Planarity",
+    "Regularizer",
+    "RegularizerConfig",
+    "Separate",
+    "Unitarity",
+    "reduction_weights",
+]
+
+LAYERS = ("encoder", "bottleneck")
+"""Layers a regularizer can read: the pre-norm latent z and the unit latent h."""
+
+_UNIT_EPS = 1e-8
+
+
+def _unit(h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(h / (‖h‖ + 1e-8), ‖h‖), the normalisation the original terms use (§4.2)."""
+    n = torch.linalg.vector_norm(h, dim=-1, keepdim=True)  # (S, B, 1)
+    return h / (n + _UNIT_EPS), n
+
+
+def _unit_vjp(h: torch.Tensor, n: torch.Tensor, de: torch.Tensor) -> torch.Tensor:
+    """Gradient w.r.t. h of ⟨de, unit(h)⟩; zero-norm rows get the subgradient 0 for the norm part."""
+    d = n + _UNIT_EPS
+    radial = (h * de).sum(-1, keepdim=True) / (torch.where(n > 0, n, 1.0) * d * d)
+    return de / d - torch.where(n > 0, radial, 0.0) * h
+
+
+class Regularizer(ABC):
+    """A per-sample penalty on activations.
+
+    ``forward`` returns the per-sample loss (S, B) and a context; ``vjp`` maps per-sample
+    upstream weights g (S, B) to the gradient of Σ g·loss w.r.t. the activations (S, B, F).
+    ``forward`` is written in plain differentiable torch ops, so autograd checks ``vjp``.
+    """
+
+    @abstractmethod
+    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        """(S, B, F) -> (loss (S, B), context for ``vjp``)."""
+
+    @abstractmethod
+    def vjp(self, ctx: Any, g: torch.Tensor) -> torch.Tensor:
+        """(S, B) upstream weights -> (S, B, F) gradient."""
+
+    def __call__(self, h: torch.Tensor) -> torch.Tensor:
+        return self.forward(h)[0]
+
+
+def _vector(point: Sequence[float] | torch.Tensor) -> torch.Tensor:
+    v = torch.as_tensor(point, dtype=torch.float32).flatten()
+    if v.numel() == 0 or not bool(torch.isfinite(v).all()):
+        raise ValueError(f"concept vector must be non-empty and finite, got {point!r}")
+    return v
+
+
+class Anchor(Regularizer):
+    """‖h − a‖²: Euclidean pull towards a point."""
+
+    def __init__(self, point: Sequence[float] | torch.Tensor) -> None:
+        self.point = _vector(point)
+
+    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        diff = h - self.point.to(h)
+        return (diff * diff).sum(-1), diff
+
+    def vjp(self, ctx: Any, g: torch.Tensor) -> torch.Tensor:
+        return 2.0 * ctx * g.unsqueeze(-1)
+
+
+class AngularAnchor(Regularizer):
+    """1 − cos(h, a): 0 aligned, 1 orthogonal, 2 opposite."""
+
+    def __init__(self, point: Sequence[float] | torch.Tensor) -> None:
+        a = _vector(point)
+        self.point = a
+        self.direction = a / (torch.linalg.vector_norm(a) + _UNIT_EPS)
+
+    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        e, n = _unit(h)
+        return 1.0 - (e * self.direction.to(h)).sum(-1), (h, n)
+
+    def vjp(self, ctx: Any, g: torch.Tensor) -> torch.Tensor:
+        h, n = ctx
+        return _unit_vjp(h, n, -g.unsqueeze(-1) * self.direction.to(h))
+
+
+class AntiAnchor(Regularizer):
+    """Repulsion from direction a: max(cos, 0) if ``hemi`` else (cos + 1)/2."""
+
+    def __init__(self, point: Sequence[float] | torch.Tensor, *, hemi: bool = True) -> None:
+        a = _vector(point)
+        self.point = a
+        self.direction = a / (torch.linalg.vector_norm(a) + _UNIT_EPS)
+        self.hemi = hemi
+
+    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        e, n = _unit(h)
+        c = (e * self.direction.to(h)).sum(-1)  # (S, B)
+        loss = c.clamp(min=0.0) if self.hemi else (c + 1.0) / 2.0
+        return loss, (h, n, c)
+
+    def vjp(self, ctx: Any, g: torch.Tensor) -> torch.Tensor:
+        h, n, c = ctx
+        dc = torch.where(c >= 0, g, 0.0) if self.hemi else g / 2.0  # clamp passes the gradient at 0
+        return _unit_vjp(h, n, dc.unsqueeze(-1) * self.direction.to(h))
+
+
+class Separate(Regularizer):
+    """Batch-wise angular repulsion: loss_i = Σ_j C_ij^p with C = cos similarity (§4.2, §12.5).
+
+    Entries with C ≈ 1 (self-pairs, duplicates) are zeroed before the optional (C + 1)/2 shift.
+    An integer power is computed by repeated squaring (the reference's p = 100 would otherwise
+    dominate a step's time); it changes only rounding.
+    """
+
+    def __init__(self, channels: Sequence[int] | None = None, *, power: float = 1.0, shift: bool = True) -> None:
+        if not math.isfinite(power) or power < 1:
+            raise ValueError(f"Separate power must be a finite number >= 1, got {power}")
+        self.channels = None if channels is None else tuple(int(c) for c in channels)
+        self.power = float(power)
+        self.shift = shift
+
+    def _select(self, h: torch.Tensor) -> torch.Tensor:
+        return h if self.channels is None else h[..., list(self.channels)]
+
+    def _pow(self, c: torch.Tensor, p: float) -> torch.Tensor:
+        if p == 0:
+            return torch.ones_like(c)
+        if p == int(p) and p >= 1:
+            result: torch.Tensor | None = None
+            base, k = c, int(p)
+            while k:
+                if k & 1:
+                    result = base if result is None else result * base
+                k >>= 1
+                if k:
+                    base = base * base
+            assert result is not None
+            return result
+        return c.clamp(min=0.0) ** p
+
+    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        hs = self._select(h)
+        e, n = _unit(hs)  # (S, B, F')
+        cos = e @ e.transpose(-1, -2)  # (S, B, B)
+        keep = (cos - 1.0).abs() > (1e-8 + 1e-5)  # not isclose(C, 1)
+        c = torch.where(keep, cos, 0.0)
+        if self.shift:
+            c = (c + 1.0) / 2.0
+        # C^(p-1) is kept for the backward, so C^p costs one more product.
+        below = self._pow(c, self.power - 1) if self.power != 1 else torch.ones_like(c)
+        return (below * c).sum(-1), (h, hs, e, n, keep, below)
+
+    def vjp(self, ctx: Any, g: torch.Tensor) -> torch.Tensor:
+        h, hs, e, n, keep, below = ctx
+        # d loss_i / d C_ij = p C_ij^(p-1); masked entries are constants.
+        scale = self.power / 2.0 if self.shift else self.power
+        dcos = torch.where(keep, (g * scale).unsqueeze(-1) * below, 0.0)  # (S, B, B)
+        de = (dcos + dcos.transpose(-1, -2)) @ e  # (S, B, F')
+        dhs = _unit_vjp(hs, n, de)
+        if self.channels is None:
+            return dhs
+        dh = torch.zeros_like(h)
+        dh[..., list(self.channels)] += dhs
+        return dh
+
+
+class AxisAlignedSubspace(Regularizer):
+    """Σ of h_j² over the dimensions outside ``dims`` (inside them if ``invert``)."""
+
+    def __init__(self, dims: Sequence[int], *, invert: bool = False) -> None:
+        d = [int(x) for x in dims]
+        if not d or len(set(d)) != len(d) or min(d) < 0:
+            raise ValueError(f"dims must be non-empty, unique and non-negative, got {list(dims)}")
+        self.dims = tuple(sorted(d))
+        self.invert = invert
+
+    def _penalised(self, h: torch.Tensor) -> torch.Tensor:
+        f = h.shape[-1]
+        inside = torch.zeros(f, dtype=torch.bool, device=h.device)
+        inside[[d for d in self.dims if d < f]] = True
+        return inside if self.invert else ~inside
+
+    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        masked = h * self._penalised(h).to(h.dtype)
+        return (masked * masked).sum(-1), masked
+
+    def vjp(self, ctx: Any, g: torch.Tensor) -> torch.Tensor:
+        return 2.0 * ctx * g.unsqueeze(-1)
+
+
+class Planarity(AxisAlignedSubspace):
+    """Keep activations in the plane of ``dims`` (default the first two)."""
+
+    def __init__(self, dims: Sequence[int] = (0, 1)) -> None:
+        super().__init__(dims)
+
+
+class Unitarity(Regularizer):
+    """(‖h‖ − 1)²: meaningful on the pre-norm layer ``encoder``."""
+
+    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        n = torch.linalg.vector_norm(h, dim=-1)
+        return (n - 1.0) ** 2, (h, n)
+
+    def vjp(self, ctx: Any, g: torch.Tensor) -> torch.Tensor:
+        h, n = ctx
+        scale = torch.where(n > 0, 2.0 * (n - 1.0) / torch.where(n > 0, n, 1.0), 0.0)
+        return (g * scale).unsqueeze(-1) * h
+
+
+Phase = Literal["train", "validate"]
+
+
+@dataclass(frozen=True)
+class RegularizerConfig:
+    """A term bound to its weight column, samples, layer and phases (§4.1).
+
+    Args:
+        name: identifier; the dopesheet column that supplies its weight; metric stem.
+        term: the per-sample penalty.
+        label_affinities: None applies to every sample; else label name -> strength.
+        layer: ``'bottleneck'`` (unit latent h) or ``'encoder'`` (pre-norm latent z).
+        phases: ``train`` adds it to the training loss; ``validate`` reports ``val_<name>``.
+    """
+
+    name: str
+    term: Regularizer
+    label_affinities: Mapping[str, float] | None = None
+    layer: str = "bottleneck"
+    phases: frozenset[Phase] = field(default_factory=lambda: frozenset({"train"}))
+
+    def __post_init__(self) -> None:
+        if not self.name or self.name in {"lr", "STEP", "PHASE", "ACTION"} or ":" in self.name:
+            raise ValueError(f"invalid regularizer name {self.name!r}")
+        if self.layer not in LAYERS:
+            raise ValueError(f"regularizer {self.name!r}: layer must be one of {LAYERS}, got {self.layer!r}")
+        bad = set(self.phases) - {"train", "validate"}
+        if bad or not self.phases:
+            raise ValueError(f"regularizer {self.name!r}: phases must be a non-empty subset of train/validate")
+
+    @property
+    def trains(self) -> bool:
+        return "train" in self.phases
+
+    @property
+    def validates(self) -> bool:
+        return "validate" in self.phases
+
+
+def reduction_weights(
+    affinities: Mapping[str, float] | None,
+    labels: Mapping[str, torch.Tensor],
+    batch_shape: torch.Size,
+    *,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor | None:
+    """Per-sample coefficients c (S, B) such that the term is Σ_b c_b·loss_b (§4.3).
+
+    No affinities: the plain mean. Otherwise a = clamp(Σ label·strength, 0, 1) and
+    c = a / (Σ a + 1e-8), so a batch with no positive sample gives exactly 0. Returns None when
+    none of the affinity labels exists in the batch (the term is skipped).
+    """
+    if affinities is None:
+        return torch.full(batch_shape, 1.0 / batch_shape[-1], device=device)
+    present = [labels[k] * w for k, w in affinities.items() if k in labels]
+    if not present:
+        return None
+    a = torch.stack(present).sum(0).clamp(0.0, 1.0)  # (S, B)
+    return a / (a.sum(-1, keepdim=True) + 1e-8)

@@ -1,0 +1,388 @@
+"""The population trainer: S colour models trained at once, each with its own seed and schedule.
+
+One optimizer step of the whole population (science.md §4.4, §6.2):
+
+1. schedule -- batch b reads the dopesheet at step min(b, L − 2): lr and regularizer weights;
+2. batch    -- each model's 64 colours and stochastic labels, a pure function of (seed, b);
+3. forward  -- train mode (unclamped), recon = mean (y − x)²;
+4. terms    -- every training regularizer with a non-zero weight, label-affine reduction;
+5. backward -- hand-written, into one (S, P) gradient buffer;
+6. guard    -- a model whose loss or gradient is non-finite is frozen and marked diverged;
+7. Adam     -- PyTorch's update rule (betas 0.9/0.999, eps 1e-8), per-model lr.
+
+Validation runs after every ``L // 10`` optimizer steps (after steps 150, …, 1500 for L = 1501).
+The final ``val_*`` metrics are those of the last validation, as in the original; the score is
+measured on the fully trained model.
+
+Letters in shape comments: S models, B batch, P parameters per model, R regularizers.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from excolor._allocator import keep_large_blocks
+from excolor.colors import rgb_grid
+from excolor.config import Experiment
+from excolor.data import HashSampler, training_colors, validation_colors
+from excolor.dopesheet import Dopesheet
+from excolor.evaluate import score_from_errors
+from excolor.population import Population
+from excolor.regularizers import reduction_weights
+
+__all__ = ["COLLAPSE_RECON", "PopulationTrainer", "TrainResult", "train"]
+
+COLLAPSE_RECON = 0.01
+"""A run whose final val_recon exceeds this counts as collapsed (§14.2)."""
+
+_BETA1, _BETA2, _EPS = 0.9, 0.999, 1e-8
+_CHECKPOINT_FORMAT = "excolor.population/1"
+
+Report = Callable[[int, dict[str, np.ndarray]], None]
+
+
+@dataclass
+class TrainResult:
+    """Per-model final metrics (one array of length S per key) and the trained population."""
+
+    metrics: dict[str, np.ndarray]
+    history: list[dict[str, np.ndarray]]
+    population: Population
+
+    def table(self) -> Any:
+        """The metrics as a pandas DataFrame, one row per model."""
+        import pandas as pd
+
+        return pd.DataFrame(self.metrics)
+
+
+def _schedule_table(experiment: Experiment, dopesheets: Sequence[Dopesheet]) -> tuple[list[str], torch.Tensor]:
+    """(L − 1, S, 1 + R) float64 table of lr and regularizer weights per schedule step and model.
+
+    A regularizer missing from a dopesheet has weight 1.0 and a missing lr is 1e-8 (§4.4, §6.2).
+    Identical dopesheets share one evaluation.
+    """
+    props = ["lr"] + [r.name for r in experiment.regularizers]
+    length = dopesheets[0].length
+    steps = np.arange(length - 1)  # batch b reads min(b, L - 2)
+    cache: dict[int, np.ndarray] = {}
+    columns = []
+    for ds in dopesheets:
+        key = id(ds)
+        if key not in cache:
+            table = np.empty((len(steps), len(props)))
+            for j, p in enumerate(props):
+                table[:, j] = ds.table([p], steps)[:, 0] if p in ds.props else (1e-8 if p == "lr" else 1.0)
+            cache[key] = table
+        columns.append(cache[key])
+    return props, torch.as_tensor(np.stack(columns, axis=1))
+
+
+class PopulationTrainer:
+    """Trains S models of one experiment; model i depends only on (seed i, dopesheet i).
+
+    Args:
+        experiment: what is trained.
+        seeds: one seed per model (init and batches).
+        dopesheets: optional per-model schedules (same length); default the experiment's.
+        device: torch device of the population.
+    """
+
+    def __init__(
+        self,
+        experiment: Experiment,
+        seeds: Sequence[int],
+        *,
+        dopesheets: Sequence[Dopesheet] | None = None,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        seeds = [int(s) for s in seeds]
+        if not seeds:
+            raise ValueError("at least one seed is needed")
+        sheets = list(dopesheets) if dopesheets is not None else [experiment.dopesheet] * len(seeds)
+        if len(sheets) != len(seeds):
+            raise ValueError(f"{len(sheets)} dopesheets for {len(seeds)} seeds")
+        names = [r.name for r in experiment.regularizers]
+        for ds in sheets:
+            ds.check_properties(names)
+        if len({ds.length for ds in sheets}) != 1:
+            raise ValueError("all dopesheets of a population must have the same length")
+        self.experiment, self.seeds, self.device = experiment, seeds, torch.device(device)
+        if self.device.type == "cpu":
+            keep_large_blocks()
+        self.length = sheets[0].length
+        self.val_every = max(1, self.length // 10)
+        m = experiment.model
+        self.population = Population.from_seeds(
+            seeds, k_bottleneck=m.k_bottleneck, k_codec=m.k_codec, n_nonlinear=m.n_nonlinear
+        )
+        self.population.flat = self.population.flat.to(self.device)
+        self.population.weights, self.population.biases = self.population.views(self.population.flat)
+        s, p = self.population.size, self.population.n_params
+        self.grad = torch.zeros(s, p, device=self.device)
+        self.exp_avg = torch.zeros(s, p, device=self.device)
+        self.exp_avg_sq = torch.zeros(s, p, device=self.device)
+        self.props, schedule = _schedule_table(experiment, sheets)
+        self.schedule = schedule.to(self.device)  # (L - 1, S, 1 + R) float64
+        self.train_set = training_colors(experiment.subdivisions).to(self.device)
+        self.val_set = validation_colors(experiment.subdivisions).to(self.device)
+        self.sampler = HashSampler(
+            seeds, n_colors=len(self.train_set), batch_size=experiment.batch_size, device=self.device
+        )
+        self.train_regs = [r for r in experiment.regularizers if r.trains]
+        self.val_regs = [r for r in experiment.regularizers if r.validates]
+        self.label_names = sorted({k for r in self.train_regs for k in (r.label_affinities or {})})
+        # Mutable training state: everything a checkpoint holds.
+        self.step = 0
+        self.alive = torch.ones(s, dtype=torch.bool, device=self.device)
+        self.diverged_step = torch.full((s,), -1, dtype=torch.int64, device=self.device)
+        self.label_counts = {k: torch.zeros(s, dtype=torch.int64, device=self.device) for k in self.label_names}
+        self.max_train_recon = torch.zeros(s, dtype=torch.float64, device=self.device)
+        self.last_train: dict[str, torch.Tensor] = {}
+        self.history: list[dict[str, torch.Tensor]] = []
+        self.elapsed = 0.0
+
+    # ------------------------------------------------------------------------------ one step
+
+    def train_step(self) -> None:
+        """One optimizer step of every model (see the module docstring)."""
+        b, pop, s = self.step, self.population, self.population.size
+        # 1. schedule
+        values = self.schedule[min(b, self.length - 2)]  # (S, 1 + R) float64
+        lr, weights = values[:, 0], values[:, 1:].to(torch.float32)
+        # 2. batch
+        x, labels = self.sampler.batch(self.train_set, b)  # (S, B, 3), {name: (S, B)}
+        # 3. forward
+        acts = pop.forward(x)
+        err = acts.y - x  # (S, B, 3)
+        recon = (err * err).mean(dim=(1, 2))  # (S,)
+        loss = recon.clone()
+        dy = err * (2.0 / err[0].numel())
+        layer_act = {"bottleneck": acts.h, "encoder": acts.z}
+        layer_grad: dict[str, torch.Tensor] = {}
+        counted = torch.zeros(s, dtype=torch.bool, device=self.device)
+        # 4. regularizer terms
+        for reg in self.train_regs:
+            w = weights[:, self.props.index(reg.name) - 1]  # (S,)
+            on = w != 0
+            if not bool(on.any()):
+                continue  # weight exactly 0: not computed, not logged (§12 pitfall 3)
+            coef = reduction_weights(reg.label_affinities, labels, recon.shape + (x.shape[1],), device=self.device)
+            if coef is None:
+                continue
+            per_sample, ctx = reg.term.forward(layer_act[reg.layer])
+            term = (coef * per_sample).sum(-1)  # (S,)
+            loss = loss + torch.where(on, w * term, 0.0)
+            g = reg.term.vjp(ctx, coef * torch.where(on, w, 0.0).unsqueeze(-1))
+            layer_grad[reg.layer] = layer_grad[reg.layer] + g if reg.layer in layer_grad else g
+            prev = self.last_train.get(f"train_{reg.name}", torch.full_like(term, math.nan))
+            self.last_train[f"train_{reg.name}"] = torch.where(on, term, prev)
+            if reg.label_affinities:
+                counted |= on
+        # 5. backward
+        pop.backward(acts, dy, self.grad, dh=layer_grad.get("bottleneck"), dz=layer_grad.get("encoder"))
+        # 6. divergence guard: freeze models whose loss or gradient is not finite
+        ok = torch.isfinite(loss) & torch.isfinite(self.grad).all(dim=1)
+        newly = self.alive & ~ok
+        self.diverged_step = torch.where(newly, b, self.diverged_step)
+        self.alive &= ok
+        self.grad.mul_(self.alive.unsqueeze(1)).nan_to_num_(0.0, 0.0, 0.0)
+        # 7. Adam
+        self._adam(lr)
+        # bookkeeping
+        for k in self.label_names:
+            self.label_counts[k] += torch.where(counted, labels[k].sum(-1).to(torch.int64), 0)
+        self.max_train_recon = torch.maximum(self.max_train_recon, torch.where(self.alive, recon.double(), 0.0))
+        self.last_train["train_recon"], self.last_train["train_loss"] = recon, loss
+        self.step += 1
+
+    def _adam(self, lr: torch.Tensor) -> None:
+        """PyTorch's Adam update, written over the flat buffers with a per-model lr (S,)."""
+        k = self.step + 1
+        self.exp_avg.lerp_(self.grad, 1.0 - _BETA1)
+        self.exp_avg_sq.mul_(_BETA2).addcmul_(self.grad, self.grad, value=1.0 - _BETA2)
+        bias1, bias2_sqrt = 1.0 - _BETA1**k, math.sqrt(1.0 - _BETA2**k)
+        step_size = torch.where(self.alive, lr / bias1, 0.0).to(torch.float32).unsqueeze(1)  # (S, 1)
+        denom = (self.exp_avg_sq.sqrt() / bias2_sqrt).add_(_EPS)
+        self.population.flat.sub_(torch.div(self.exp_avg, denom).mul_(step_size))
+
+    # ------------------------------------------------------------------------------ validation
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, torch.Tensor]:
+        """Validation metrics per model (S,), batch-size-weighted over sequential batches (§4.4)."""
+        pop, vs = self.population, self.val_set
+        x = vs.colors  # (N, 3) shared by all models
+        acts = pop.forward(x)
+        y = acts.y.clamp(0.0, 1.0)
+        recon = ((y - x) ** 2).mean(dim=(1, 2))  # (S,)
+        out = {"val_loss": recon, "val_recon": recon}
+        n, bs = len(vs), self.experiment.batch_size
+        layer_act = {"bottleneck": acts.h, "encoder": acts.z}
+        for reg in self.val_regs:
+            total = torch.zeros_like(recon)
+            for lo in range(0, n, bs):
+                hi = min(lo + bs, n)
+                labels = {k: v[lo:hi].expand(pop.size, -1) for k, v in vs.labels.items()}
+                coef = reduction_weights(
+                    reg.label_affinities, labels, torch.Size((pop.size, hi - lo)), device=self.device
+                )
+                if coef is None:
+                    continue
+                chunk = reg.term(layer_act[reg.layer][:, lo:hi])  # (S, b)
+                total += (coef * chunk).sum(-1) * ((hi - lo) / n)
+            out[f"val_{reg.name}"] = total
+        concept = torch.as_tensor(self.experiment.concept_color, device=self.device)
+        idx = int(torch.nonzero((x == concept).all(-1))[0]) if bool((x == concept).all(-1).any()) else None
+        if idx is not None:
+            cos = acts.h[:, idx, self.experiment.concept_dim].clamp(-1.0, 1.0)
+            out["red_angle_deg"] = torch.rad2deg(torch.arccos(cos))
+        return {k: torch.where(self.alive, v.double(), math.nan) for k, v in out.items()}
+
+    @torch.no_grad()
+    def ablation_scores(self) -> tuple[np.ndarray, np.ndarray]:
+        """(score = r², r) per model: ablate the concept axis, correlate error with similarity (§9.8)."""
+        rgb = rgb_grid(self.experiment.score_grid)
+        x = torch.as_tensor(rgb, dtype=torch.float32, device=self.device)
+        y = self.population.predict(x, ablate=[self.experiment.concept_dim])
+        mse = ((y - x) ** 2).mean(-1).double().cpu().numpy()  # (S, N)
+        return score_from_errors(mse, rgb=rgb, power=self.experiment.score_power)
+
+    # ------------------------------------------------------------------------------ the run
+
+    def run(
+        self,
+        until: int | None = None,
+        *,
+        report: Report | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        """Train up to optimizer step ``until`` (default: the end), validating on schedule.
+
+        ``report(step, metrics)`` is called after each validation; ``progress(n)`` after each
+        step with the number of steps just done.
+        """
+        end = self.length if until is None else min(until, self.length)
+        start = time.perf_counter()
+        with _flush_denormal():
+            while self.step < end:
+                self.train_step()
+                if self.step % self.val_every == 0:
+                    metrics = self.validate()
+                    self.history.append({"step": torch.tensor(self.step), **metrics})
+                    if report is not None:
+                        report(self.step, {k: v.cpu().numpy() for k, v in metrics.items()})
+                if progress is not None:
+                    progress(1)
+        self.elapsed += time.perf_counter() - start
+
+    @property
+    def done(self) -> bool:
+        return self.step >= self.length
+
+    def final_metrics(self) -> dict[str, np.ndarray]:
+        """Per-model metrics of the finished run, in the original names plus §14.2's diagnostics."""
+        s = self.population.size
+        alive = self.alive.cpu().numpy()
+        score, r = self.ablation_scores()
+        nan = np.full(s, math.nan)
+        out: dict[str, np.ndarray] = {"seed": np.asarray(self.seeds)}
+        out["score"] = np.where(alive, score, math.nan)
+        out["ablated_r"] = np.where(alive, r, math.nan)
+        last = self.history[-1] if self.history else {}
+        for key in ["val_recon", "val_loss"] + [f"val_{reg.name}" for reg in self.val_regs] + ["red_angle_deg"]:
+            out[key] = last[key].cpu().numpy() if key in last else nan
+        for k, v in self.label_counts.items():
+            out[f"labels/n/{k}"] = v.cpu().numpy()
+        out["labels/n_total"] = np.full(s, self.step * self.experiment.batch_size)
+        out["max_train_recon"] = self.max_train_recon.cpu().numpy()
+        out["collapsed"] = alive & (out["val_recon"] > COLLAPSE_RECON)
+        out["diverged"] = ~alive
+        out["diverged_step"] = self.diverged_step.cpu().numpy()
+        out["runtime_s"] = np.full(s, self.elapsed)
+        return out
+
+    # ------------------------------------------------------------------------------ checkpoints
+
+    def state_dict(self) -> dict[str, Any]:
+        """Complete training state: parameters, Adam moments, step and run statistics.
+
+        The hash stream is a function of (seed, step), so no RNG state is needed (§14.1).
+        """
+        return {
+            "format": _CHECKPOINT_FORMAT,
+            "seeds": list(self.seeds),
+            "step": self.step,
+            "params": self.population.flat.cpu().clone(),
+            "exp_avg": self.exp_avg.cpu().clone(),
+            "exp_avg_sq": self.exp_avg_sq.cpu().clone(),
+            "alive": self.alive.cpu().clone(),
+            "diverged_step": self.diverged_step.cpu().clone(),
+            "label_counts": {k: v.cpu().clone() for k, v in self.label_counts.items()},
+            "max_train_recon": self.max_train_recon.cpu().clone(),
+            "last_train": {k: v.cpu().clone() for k, v in self.last_train.items()},
+            "history": [{k: v.cpu().clone() for k, v in h.items()} for h in self.history],
+            "elapsed": self.elapsed,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a ``state_dict``; the trainer must have been built with the same seeds."""
+        if state.get("format") != _CHECKPOINT_FORMAT:
+            raise ValueError(f"not an excolor population checkpoint (format {state.get('format')!r})")
+        if list(state["seeds"]) != self.seeds:
+            raise ValueError("checkpoint seeds differ from this trainer's seeds")
+        if tuple(state["params"].shape) != tuple(self.population.flat.shape):
+            raise ValueError("checkpoint parameters do not match this experiment's model shape")
+        dev = self.device
+        self.population.flat.copy_(state["params"].to(dev))
+        self.exp_avg.copy_(state["exp_avg"].to(dev))
+        self.exp_avg_sq.copy_(state["exp_avg_sq"].to(dev))
+        self.step = int(state["step"])
+        self.alive = state["alive"].to(dev).clone()
+        self.diverged_step = state["diverged_step"].to(dev).clone()
+        self.label_counts = {k: v.to(dev).clone() for k, v in state["label_counts"].items()}
+        self.max_train_recon = state["max_train_recon"].to(dev).clone()
+        self.last_train = {k: v.to(dev).clone() for k, v in state["last_train"].items()}
+        self.history = [{k: v.to(dev).clone() for k, v in h.items()} for h in state["history"]]
+        self.elapsed = float(state["elapsed"])
+
+    def save(self, path: str) -> None:
+        torch.save(self.state_dict(), path)
+
+    def load(self, path: str) -> None:
+        self.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+
+
+class _flush_denormal:
+    """Flush denormals while training: (…)^100 of tiny values is otherwise very slow (exact enough)."""
+
+    def __enter__(self) -> None:
+        self._ok = torch.set_flush_denormal(True)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._ok:
+            torch.set_flush_denormal(False)
+
+
+def train(
+    experiment: Experiment,
+    seeds: Sequence[int] | int,
+    *,
+    dopesheets: Sequence[Dopesheet] | None = None,
+    device: torch.device | str = "cpu",
+    report: Report | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> TrainResult:
+    """Train one model per seed (a single int is the S = 1 case) and return final metrics."""
+    seed_list = [seeds] if isinstance(seeds, int) else list(seeds)
+    trainer = PopulationTrainer(experiment, seed_list, dopesheets=dopesheets, device=device)
+    trainer.run(report=report, progress=progress)
+    history = [{k: v.cpu().numpy() for k, v in h.items()} for h in trainer.history]
+    return TrainResult(trainer.final_metrics(), history, trainer.population)

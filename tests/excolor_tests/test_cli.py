@@ -1,0 +1,61 @@
+"""``excolor train`` end to end on a tiny run, and its handling of user mistakes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from tune.cli import main, parse_seeds
+
+
+def test_parse_seeds() -> None:
+    assert parse_seeds("0-3") == [0, 1, 2, 3]
+    assert parse_seeds("5, 1-2,5") == [1, 2, 5]
+
+
+@pytest.mark.parametrize("text", ["", "a", "3-1", "-1", "1-", "0-99999999999"])
+def test_parse_seeds_rejects(text: str, capsys) -> None:
+    assert main(["train", "--seeds", text, "--out", "/nonexistent/never"]) == 2
+    err = capsys.readouterr().err
+    assert "--seeds" in err and "Traceback" not in err
+
+
+def test_train_tiny_run(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "run"
+    assert main(["train", "--seeds", "0-2", "--steps", "40", "--out", str(out), "--quiet"]) == 0
+    text = capsys.readouterr().out
+    assert "models: 3" in text and "score" in text
+    table = pd.read_csv(out / "metrics.csv")
+    assert table["seed"].tolist() == [0, 1, 2]
+    assert {"score", "ablated_r", "val_recon", "labels/n/red", "collapsed", "diverged"} <= set(table.columns)
+    models = torch.load(out / "models.pt", weights_only=True)
+    assert models["parameters"].shape == (3, 840) and models["seeds"] == [0, 1, 2]
+    assert (out / "dopesheet.csv").read_text().startswith("STEP")
+    # A second run into the same directory refuses to overwrite silently.
+    assert main(["train", "--seeds", "0", "--steps", "40", "--out", str(out), "--quiet"]) == 2
+    assert "--force" in capsys.readouterr().err
+
+
+def test_train_reports_a_malformed_dopesheet(tmp_path: Path, capsys) -> None:
+    sheet = tmp_path / "bad.csv"
+    sheet.write_text("STEP,lr,anchor\n0,1e-8,0\n10,abc,0.1\n")
+    assert main(["train", "--dopesheet", str(sheet), "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "bad.csv" in err and "line 3" in err and "'lr'" in err and "Traceback" not in err
+    assert not (tmp_path / "o" / "metrics.csv").exists()
+
+
+def test_train_rejects_unknown_column(tmp_path: Path, capsys) -> None:
+    sheet = tmp_path / "typo.csv"
+    sheet.write_text("STEP,lr,anchr\n0,1e-8,0\n10,0.01,0.1\n")
+    assert main(["train", "--dopesheet", str(sheet), "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "anchr" in err and "anchor" in err
+
+
+def test_train_missing_dopesheet_file(tmp_path: Path, capsys) -> None:
+    assert main(["train", "--dopesheet", str(tmp_path / "nope.csv"), "--out", str(tmp_path / "o")]) == 2
+    assert "nope.csv" in capsys.readouterr().err

@@ -1,0 +1,65 @@
+"""The stacked population: same init as lone models, same forward, backward equal to autograd."""
+
+from __future__ import annotations
+
+import torch
+
+from excolor.model import CNColorMLP, build_model
+from excolor.population import Population
+
+
+def test_init_equals_lone_models_bitwise() -> None:
+    pop = Population.from_seeds([4, 9], k_codec=16)
+    for i, seed in enumerate([4, 9]):
+        lone = build_model(seed, 5, 16, 2)
+        assert torch.equal(torch.nn.utils.parameters_to_vector(lone.parameters()), pop.flat[i])
+        assert all(torch.equal(a, b) for a, b in zip(lone.state_dict().values(), pop.module(i).state_dict().values()))
+
+
+def test_forward_matches_module() -> None:
+    pop = Population.from_seeds([0, 1, 2], k_codec=10)
+    x = torch.rand(3, 64, 3, generator=torch.Generator().manual_seed(0))
+    acts = pop.forward(x)
+    for i in range(3):
+        m = pop.module(i).train()
+        torch.testing.assert_close(acts.y[i], m(x[i]), rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(acts.h[i], m.bottleneck(m.encoder(x[i])), rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(pop.predict(x)[i], m.eval()(x[i]), rtol=1e-6, atol=1e-6)
+
+
+def test_shared_input_equals_broadcast_input() -> None:
+    pop = Population.from_seeds([0, 1])
+    x = torch.rand(20, 3)
+    torch.testing.assert_close(pop.predict(x), pop.predict(x.expand(2, -1, -1)))
+
+
+def test_backward_matches_autograd() -> None:
+    for n_nonlinear in (1, 2, 3):
+        models = [build_model(s, 5, 7, n_nonlinear).double() for s in (0, 1)]
+        pop = Population.from_modules(models)
+        pop.flat = pop.flat.double()
+        pop.weights, pop.biases = pop.views(pop.flat)
+        g = torch.Generator().manual_seed(n_nonlinear)
+        x = torch.rand(2, 32, 3, generator=g, dtype=torch.float64)
+        dy = torch.randn(2, 32, 3, generator=g, dtype=torch.float64)
+        dh = torch.randn(2, 32, 5, generator=g, dtype=torch.float64)
+        dz = torch.randn(2, 32, 5, generator=g, dtype=torch.float64)
+        grad = torch.zeros_like(pop.flat)
+        pop.backward(pop.forward(x), dy, grad, dh=dh, dz=dz)
+        for i, m in enumerate(models):
+            m.train()
+            z = m.encoder(x[i])
+            h = m.bottleneck(z)
+            y = m.decoder(h)
+            objective = (y * dy[i]).sum() + (h * dh[i]).sum() + (z * dz[i]).sum()
+            expected = torch.autograd.grad(objective, list(m.parameters()))
+            torch.testing.assert_close(grad[i], torch.cat([e.reshape(-1) for e in expected]), rtol=1e-10, atol=1e-12)
+
+
+def test_ablate_in_forward_equals_surgery() -> None:
+    from excolor.surgery import ablate
+
+    pop = Population.from_seeds([5])
+    x = torch.rand(100, 3)
+    lone: CNColorMLP = ablate(pop.module(0), "bottleneck", [0])
+    torch.testing.assert_close(pop.predict(x, ablate=[0])[0], lone.eval()(x), rtol=1e-6, atol=1e-6)

@@ -1,0 +1,109 @@
+"""The ``excolor`` command line.
+
+    excolor train --seeds 0-59 --hidden 16 --out runs/ex-2.9.1
+
+Each subcommand parses and validates its arguments, then calls the library; a user mistake
+(bad seed range, malformed dopesheet, unusable output directory) prints one line on stderr and
+exits with status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["main", "parse_seeds"]
+
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """A mistake in the command line or its input files; printed without a traceback."""
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'0-59', '3', '0,4,8', '0-9,20-29' -> sorted unique seeds.
+
+    >>> parse_seeds("0-2,7")
+    [0, 1, 2, 7]
+    """
+    seeds: set[int] = set()
+    for part in text.split(","):
+        part = part.strip()
+        lo, sep, hi = part.partition("-")
+        try:
+            a = int(lo)
+            b = int(hi) if sep else a
+        except ValueError:
+            raise UsageError(f"--seeds: expected N, N-M or a comma-separated list of those, got {text!r}") from None
+        if a < 0 or b < a or b > 2**32 - 1:
+            raise UsageError(f"--seeds: {part!r} is not a range of seeds in 0..4294967295 with start <= end")
+        if b - a >= 10_000_000:
+            raise UsageError(f"--seeds: {part!r} is too many seeds")
+        seeds.update(range(a, b + 1))
+    return sorted(seeds)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="excolor", description=__doc__.split("\n")[1].strip() if __doc__ else None)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("train", help="train one model per seed (as one population) and score them")
+    p.add_argument("--dopesheet", type=Path, help="schedule CSV (default: the Ex 2.9.1 reference schedule)")
+    p.add_argument("--seeds", default="0-59", help="seeds, e.g. 0-59 or 0,4,8 (default: 0-59)")
+    p.add_argument("--hidden", type=_positive_int, default=16, help="hidden width H (default: 16)")
+    p.add_argument("--steps", type=_positive_int, help="stretch or compress the schedule to N steps")
+    p.add_argument("--out", type=Path, default=Path("runs/train"), help="output directory (default: runs/train)")
+    p.add_argument("--force", action="store_true", help="overwrite results already in --out")
+    p.add_argument("--population", type=_positive_int, default=256, help="models trained at once (default: 256)")
+    p.add_argument("--threads", type=_positive_int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "train":
+            return _train(args)
+    except UsageError as err:
+        print(f"excolor {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"excolor {args.command}: interrupted", file=sys.stderr)
+        return 130
+    parser.error(f"unknown command {args.command}")
+    return EXIT_USAGE
+
+
+def _train(args: argparse.Namespace) -> int:
+    from tune.run_train import run_train
+
+    return run_train(
+        seeds=parse_seeds(args.seeds),
+        dopesheet=args.dopesheet,
+        hidden=args.hidden,
+        steps=args.steps,
+        out=args.out,
+        force=args.force,
+        population=args.population,
+        threads=args.threads,
+        quiet=args.quiet,
+    )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

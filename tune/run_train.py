@@ -1,0 +1,152 @@
+"""``excolor train``: train one population per chunk of seeds, write the results, print a summary."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["run_train", "summarize_scores"]
+
+RESULT_FILES = ("metrics.csv", "models.pt", "experiment.json", "dopesheet.csv")
+
+
+def _usage(message: str) -> Exception:
+    from tune.cli import UsageError
+
+    return UsageError(message)
+
+
+def _prepare_out(out: Path, force: bool) -> Path:
+    out = out.expanduser().resolve()
+    if out.exists() and not out.is_dir():
+        raise _usage(f"--out {out} exists and is not a directory")
+    existing = [f for f in RESULT_FILES if (out / f).exists()]
+    if existing and not force:
+        raise _usage(f"--out {out} already holds results ({', '.join(existing)}); pass --force to overwrite")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise _usage(f"cannot create --out {out}: {err.strerror}") from None
+    if not os.access(out, os.W_OK):
+        raise _usage(f"--out {out} is not writable")
+    return out
+
+
+def _atomic_write(path: Path, write: object) -> None:
+    """Write through a temporary file in the same directory, then rename: never half a file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(fd)
+    try:
+        write(tmp)  # type: ignore[operator]
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def summarize_scores(metrics: dict[str, np.ndarray]) -> str:
+    """The score distribution as a short text table, collapsed and diverged runs counted (§14.2)."""
+    score = metrics["score"]
+    ok = np.isfinite(score)
+    n, n_ok = len(score), int(ok.sum())
+    lines = [
+        f"models: {n}   diverged: {int(metrics['diverged'].sum())}   collapsed (final val_recon > 0.01): "
+        f"{int(metrics['collapsed'].sum())}"
+    ]
+    if n_ok:
+        s = score[ok]
+        q = np.quantile(s, [0.05, 0.25, 0.5, 0.75, 0.95])
+        lines.append(
+            f"score (ablated r², 8³ grid, sim³): mean {s.mean():.4f}  std {s.std(ddof=1) if n_ok > 1 else 0:.4f}  "
+            f"min {s.min():.4f}  max {s.max():.4f}"
+        )
+        lines.append("quantiles  5%: {:.4f}  25%: {:.4f}  50%: {:.4f}  75%: {:.4f}  95%: {:.4f}".format(*q))
+        lines.append(
+            f"share < 0.5: {(s < 0.5).mean():.1%}   share >= 0.968: {(s >= 0.968).mean():.1%}   "
+            f"negative ablated r: {int((metrics['ablated_r'][ok] < 0).sum())}"
+        )
+    return "\n".join(lines)
+
+
+def _top_table(metrics: dict[str, np.ndarray], k: int = 5) -> str:
+    order = np.argsort(-np.nan_to_num(metrics["score"], nan=-np.inf))[:k]
+    cols = ["seed", "score", "ablated_r", "val_recon", "val_anchor", "val_anti-anchor", "red_angle_deg", "labels/n/red"]
+    header = "  ".join(f"{c:>15}" for c in cols)
+    rows = []
+    for i in order:
+        cells = []
+        for c in cols:
+            v = metrics[c][i]
+            cells.append(f"{int(v):>15d}" if c in ("seed", "labels/n/red") else f"{float(v):>15.4f}")
+        rows.append("  ".join(cells))
+    return "\n".join([header, *rows])
+
+
+def run_train(
+    *,
+    seeds: Sequence[int],
+    dopesheet: Path | None,
+    hidden: int,
+    steps: int | None,
+    out: Path,
+    force: bool,
+    population: int,
+    threads: int | None,
+    quiet: bool,
+) -> int:
+    import pandas as pd
+    import torch
+    from tqdm import tqdm
+
+    from excolor.config import ex_2_9_1
+    from excolor.dopesheet import Dopesheet, DopesheetError, reference_dopesheet
+    from excolor.train import PopulationTrainer
+
+    try:
+        sheet = Dopesheet.read(dopesheet) if dopesheet is not None else reference_dopesheet()
+        if steps is not None:
+            if steps < 2:
+                raise _usage("--steps must be at least 2")
+            sheet = sheet.stretched(steps)
+        experiment = ex_2_9_1(hidden=hidden, dopesheet=sheet)
+    except DopesheetError as err:
+        raise _usage(str(err)) from None
+    out = _prepare_out(out, force)
+    if threads is not None:
+        torch.set_num_threads(threads)
+
+    chunks = [list(seeds[i : i + population]) for i in range(0, len(seeds), population)]
+    total = experiment.dopesheet.length * len(chunks)
+    tables, states = [], {}
+    with tqdm(total=total, unit="step", disable=quiet, desc=f"training {len(seeds)} models", leave=False) as bar:
+        for chunk in chunks:
+            trainer = PopulationTrainer(experiment, chunk)
+            trainer.run(progress=bar.update)
+            metrics = trainer.final_metrics()
+            tables.append(pd.DataFrame(metrics))
+            for i, seed in enumerate(chunk):
+                states[str(seed)] = trainer.population.flat[i].clone()
+    table = pd.concat(tables, ignore_index=True)
+    metrics_all = {c: table[c].to_numpy() for c in table.columns}
+
+    model_file = {
+        "format": "excolor.models/1",
+        "model": dict(experiment.describe()["model"]),
+        "seeds": [int(s) for s in seeds],
+        "parameters": torch.stack([states[str(s)] for s in seeds]),
+    }
+    _atomic_write(out / "models.pt", lambda p: torch.save(model_file, p))
+    _atomic_write(out / "experiment.json", lambda p: Path(p).write_text(json.dumps(experiment.describe(), indent=2)))
+    _atomic_write(out / "dopesheet.csv", lambda p: Path(p).write_text(experiment.dopesheet.to_csv()))
+    _atomic_write(out / "metrics.csv", lambda p: table.to_csv(p, index=False))
+
+    print(summarize_scores(metrics_all))
+    print()
+    print(_top_table(metrics_all))
+    print(f"\nwrote {out}/metrics.csv, models.pt, experiment.json, dopesheet.csv")
+    return 0
