@@ -11,7 +11,6 @@ Letters in shape comments: S models, B samples per model, H hidden width, K late
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,14 +21,13 @@ from excolor.model import CNColorMLP, build_model, layer_shapes
 
 __all__ = ["Activations", "Population"]
 
-_SQRT_HALF = 1.0 / math.sqrt(2.0)
-_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
+def _gelu_vjp(d_out: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """d_out · GELU'(a) for the exact GELU a·Φ(a), i.e. d_out · (Φ(a) + a·φ(a)).
 
-def _gelu_grad(a: torch.Tensor) -> torch.Tensor:
-    """d/da of the exact GELU a·Φ(a): Φ(a) + a·φ(a)."""
-    cdf = 0.5 * (1.0 + torch.erf(a * _SQRT_HALF))
-    return cdf + a * torch.exp(-0.5 * a * a) * _INV_SQRT_2PI
+    ATen's fused kernel is ~8× faster here than the same formula written in torch ops.
+    """
+    return torch.ops.aten.gelu_backward(d_out, a, approximate="none")
 
 
 @dataclass
@@ -59,7 +57,16 @@ class Population:
         if flat.ndim != 2 or flat.shape[1] != size:
             raise ValueError(f"flat parameters must be (S, {size}), got {tuple(flat.shape)}")
         self.flat = flat
-        self.weights, self.biases = self.views(flat)
+
+    @property
+    def weights(self) -> list[torch.Tensor]:
+        """Per-Linear weights (S, out, in), views into ``flat``."""
+        return self.views(self.flat)[0]
+
+    @property
+    def biases(self) -> list[torch.Tensor]:
+        """Per-Linear biases (S, out), views into ``flat``."""
+        return self.views(self.flat)[1]
 
     @property
     def size(self) -> int:
@@ -113,9 +120,9 @@ class Population:
 
     # ----------------------------------------------------------------------------- forward/backward
 
-    def _linear(self, j: int, x: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def _linear(w: torch.Tensor, b: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         # x (S, B, in) or shared (B, in): out = b + x Wᵀ -> (S, B, out)
-        w, b = self.weights[j], self.biases[j]
         if x.ndim == 2:
             x = x.expand(w.shape[0], -1, -1)
         return torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
@@ -128,11 +135,12 @@ class Population:
         """
         inputs: list[torch.Tensor] = []
         pre: list[torch.Tensor] = []
+        weights, biases = self.views(self.flat)
         a = x
         n_enc = self.n_encoder
         for j in range(2 * n_enc):
             inputs.append(a)
-            out = self._linear(j, a)
+            out = self._linear(weights[j], biases[j], a)
             if j == n_enc - 1:  # encoder's last Linear -> pre-norm latent
                 z = out
                 if ablate:
@@ -164,6 +172,7 @@ class Population:
         """Write d(loss)/d(params) into ``grad`` (S, P), given d(loss)/dy and the extra
         gradients of regularizers on the unit latent (``dh``) and the pre-norm latent (``dz``)."""
         dws, dbs = self.views(grad)
+        weights = self.views(self.flat)[0]
         n_enc = self.n_encoder
         d = dy  # (S, B, out) gradient w.r.t. the current Linear's output
         for j in reversed(range(2 * n_enc)):
@@ -174,7 +183,7 @@ class Population:
             dbs[j].copy_(d.sum(1))  # (S, out)
             if j == 0:
                 break
-            d_in = torch.bmm(d, self.weights[j])  # (S, B, in)
+            d_in = torch.bmm(d, weights[j])  # (S, B, in)
             if j == n_enc:  # decoder's first Linear reads the unit latent h
                 if dh is not None:
                     d_in = d_in + dh
@@ -187,4 +196,4 @@ class Population:
                     d = d + dz
             else:
                 pre = acts.pre[j - 1 if j < n_enc else j - 2]
-                d = d_in * _gelu_grad(pre)
+                d = _gelu_vjp(d_in, pre)

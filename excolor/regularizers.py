@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
+from torch import nn
 
 __all__ = [
     "LAYERS",
@@ -36,12 +37,24 @@ LAYERS = ("encoder", "bottleneck")
 """Layers a regularizer can read: the pre-norm latent z and the unit latent h."""
 
 _UNIT_EPS = 1e-8
+_UNDERFLOW = 1e-36  # C^p below this is dropped by Separate: rounding-level in float32
+
+
+_last_unit: list[tuple[torch.Tensor, int, tuple[torch.Tensor, torch.Tensor]]] = []
 
 
 def _unit(h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(h / (‖h‖ + 1e-8), ‖h‖), the normalisation the original terms use (§4.2)."""
+    """(h / (‖h‖ + 1e-8), ‖h‖), the normalisation the original terms use (§4.2).
+
+    Several terms read the same latent in one step; the last result is reused while ``h`` is
+    the same, unmodified tensor (identity and version checked), saving a few passes per term.
+    """
+    if _last_unit and _last_unit[0][0] is h and _last_unit[0][1] == h._version and not h.requires_grad:
+        return _last_unit[0][2]
     n = torch.linalg.vector_norm(h, dim=-1, keepdim=True)  # (S, B, 1)
-    return h / (n + _UNIT_EPS), n
+    result = (h / (n + _UNIT_EPS), n)
+    _last_unit[:] = [(h, h._version, result)]
+    return result
 
 
 def _unit_vjp(h: torch.Tensor, n: torch.Tensor, de: torch.Tensor) -> torch.Tensor:
@@ -133,9 +146,13 @@ class AntiAnchor(Regularizer):
 class Separate(Regularizer):
     """Batch-wise angular repulsion: loss_i = Σ_j C_ij^p with C = cos similarity (§4.2, §12.5).
 
-    Entries with C ≈ 1 (self-pairs, duplicates) are zeroed before the optional (C + 1)/2 shift.
-    An integer power is computed by repeated squaring (the reference's p = 100 would otherwise
-    dominate a step's time); it changes only rounding.
+    Entries with C ≈ 1 (``isclose(C, 1)``: self-pairs, duplicates) are zeroed before the optional
+    (C + 1)/2 shift, so they contribute the constant (1/2)^p (or 0 without shift) and no gradient.
+
+    NOTE(excolor): at p = 100 this term is the costliest part of a step, so it is written for
+    speed: (C + 1)/2 comes out of one ``baddbmm``, C^(p−1) is built by in-place repeated squaring
+    (kept for the backward), and the backward uses the symmetry of C (two ``bmm``s, no transpose).
+    Only rounding differs from the literal formula; the contract tests check it against autograd.
     """
 
     def __init__(self, channels: Sequence[int] | None = None, *, power: float = 1.0, shift: bool = True) -> None:
@@ -148,40 +165,57 @@ class Separate(Regularizer):
     def _select(self, h: torch.Tensor) -> torch.Tensor:
         return h if self.channels is None else h[..., list(self.channels)]
 
-    def _pow(self, c: torch.Tensor, p: float) -> torch.Tensor:
+    @staticmethod
+    def _pow(c: torch.Tensor, p: float) -> torch.Tensor:
+        """c^p as a new tensor; integer p by in-place binary exponentiation (few buffers)."""
         if p == 0:
             return torch.ones_like(c)
-        if p == int(p) and p >= 1:
-            result: torch.Tensor | None = None
-            base, k = c, int(p)
-            while k:
-                if k & 1:
-                    result = base if result is None else result * base
-                k >>= 1
-                if k:
-                    base = base * base
-            assert result is not None
-            return result
-        return c.clamp(min=0.0) ** p
+        if p != int(p):
+            return c.clamp(min=0.0) ** p
+        k, base, result = int(p), c, None
+        inplace = not c.requires_grad  # in-place products would break autograd (the test oracle)
+        while k:
+            if k & 1:
+                result = base.clone() if result is None else (result.mul_(base) if inplace else result * base)
+            k >>= 1
+            if k:
+                base = base * base if (base is c or not inplace) else base.mul_(base)
+        assert result is not None
+        return result
 
     def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, Any]:
         hs = self._select(h)
         e, n = _unit(hs)  # (S, B, F')
-        cos = e @ e.transpose(-1, -2)  # (S, B, B)
-        keep = (cos - 1.0).abs() > (1e-8 + 1e-5)  # not isclose(C, 1)
-        c = torch.where(keep, cos, 0.0)
+        et = e.transpose(-1, -2)
+        # isclose(cos, 1) <=> cos >= 1 − tol, as cos <= 1 for unit rows; with shift on C = (1 + cos)/2.
         if self.shift:
-            c = (c + 1.0) / 2.0
-        # C^(p-1) is kept for the backward, so C^p costs one more product.
-        below = self._pow(c, self.power - 1) if self.power != 1 else torch.ones_like(c)
-        return (below * c).sum(-1), (h, hs, e, n, keep, below)
+            c = torch.baddbmm(e.new_full((1, 1, 1), 0.5), e, et, alpha=0.5)  # (S, B, B)
+            threshold = 1.0 - (1e-8 + 1e-5) / 2
+        else:
+            c = e @ et
+            threshold = 1.0 - (1e-8 + 1e-5)
+        # Entries whose C^p is below float32's normal range cannot change the loss or a gradient
+        # by more than rounding; zeroing them up front keeps the power chain free of denormals.
+        floor = _UNDERFLOW ** (1.0 / self.power)
+        c_low = nn.functional.threshold(c, floor, 0.0)
+        close = nn.functional.threshold(c_low, math.nextafter(threshold, -math.inf), 0.0)  # C >= threshold
+        c_kept = c_low - close  # masked entries -> 0 (thresholding, not bool ops: ~4x cheaper here)
+        below = self._pow(c_kept, self.power - 1)  # C^(p-1), 0 where masked
+        constant = (0.5 if self.shift else 0.0) ** self.power  # what a masked entry contributes
+        masked = close.sum(-1).round_()  # each masked entry is ~1, so this counts them
+        loss = (below * c_kept).sum(-1) + masked * constant
+        return loss, (h, hs, e, n, below)
 
     def vjp(self, ctx: Any, g: torch.Tensor) -> torch.Tensor:
-        h, hs, e, n, keep, below = ctx
-        # d loss_i / d C_ij = p C_ij^(p-1); masked entries are constants.
+        h, hs, e, n, below = ctx
+        # dL/dcos_ij = g_i p C_ij^(p-1) s, s = 1/2 with shift; C is symmetric, so
+        # dL/de_k = p s [g_k (C^(p-1) e)_k + (C^(p-1) (g e))_k]: one bmm against [e, g e].
         scale = self.power / 2.0 if self.shift else self.power
-        dcos = torch.where(keep, (g * scale).unsqueeze(-1) * below, 0.0)  # (S, B, B)
-        de = (dcos + dcos.transpose(-1, -2)) @ e  # (S, B, F')
+        g3 = g.unsqueeze(-1)  # (S, B, 1)
+        f = e.shape[-1]
+        # below is symmetric, so below @ V = (Vᵀ @ below)ᵀ; this orientation is ~4x faster in MKL.
+        both = (torch.cat([e, g3 * e], dim=-1).transpose(-1, -2) @ below).transpose(-1, -2)  # (S, B, 2F')
+        de = (g3 * both[..., :f] + both[..., f:]) * scale  # (S, B, F')
         dhs = _unit_vjp(hs, n, de)
         if self.channels is None:
             return dhs

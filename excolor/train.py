@@ -124,7 +124,6 @@ class PopulationTrainer:
             seeds, k_bottleneck=m.k_bottleneck, k_codec=m.k_codec, n_nonlinear=m.n_nonlinear
         )
         self.population.flat = self.population.flat.to(self.device)
-        self.population.weights, self.population.biases = self.population.views(self.population.flat)
         s, p = self.population.size, self.population.n_params
         self.grad = torch.zeros(s, p, device=self.device)
         self.exp_avg = torch.zeros(s, p, device=self.device)
@@ -137,6 +136,7 @@ class PopulationTrainer:
             seeds, n_colors=len(self.train_set), batch_size=experiment.batch_size, device=self.device
         )
         self.train_regs = [r for r in experiment.regularizers if r.trains]
+        self.train_index = {r.name: i for i, r in enumerate(experiment.regularizers)}  # column in weights
         self.val_regs = [r for r in experiment.regularizers if r.validates]
         self.label_names = sorted({k for r in self.train_regs for k in (r.label_affinities or {})})
         # Mutable training state: everything a checkpoint holds.
@@ -148,18 +148,56 @@ class PopulationTrainer:
         self.last_train: dict[str, torch.Tensor] = {}
         self.history: list[dict[str, torch.Tensor]] = []
         self.elapsed = 0.0
+        self._update = self._update_eager
 
     # ------------------------------------------------------------------------------ one step
 
     def train_step(self) -> None:
         """One optimizer step of every model (see the module docstring)."""
-        b, pop, s = self.step, self.population, self.population.size
-        # 1. schedule
+        b = self.step
+        # 1. schedule: lr and regularizer weights of every model at this step
         values = self.schedule[min(b, self.length - 2)]  # (S, 1 + R) float64
         lr, weights = values[:, 0], values[:, 1:].to(torch.float32)
-        # 2. batch
+        # 2. batch: a pure function of (seed, step)
         x, labels = self.sampler.batch(self.train_set, b)  # (S, B, 3), {name: (S, B)}
-        # 3. forward
+        # Which terms any model computes this step; a weight of exactly 0 skips the term (§12.3).
+        active = tuple(bool(a) for a in (weights != 0).any(dim=0).tolist())
+        k = b + 1  # Adam's step count
+        bias1 = torch.tensor(1.0 - _BETA1**k, dtype=torch.float64, device=self.device)
+        bias2_sqrt = torch.tensor(math.sqrt(1.0 - _BETA2**k), dtype=torch.float64, device=self.device)
+        # 3.–7. forward, terms, backward, divergence guard, Adam: one fused tensor program
+        loss, recon, terms, ok, counted = self._update(active, x, labels, lr, weights, bias1, bias2_sqrt)
+        # bookkeeping
+        self.diverged_step = torch.where(self.alive & ~ok, b, self.diverged_step)
+        self.alive &= ok
+        for k_label in self.label_names:
+            self.label_counts[k_label] += torch.where(counted, labels[k_label].sum(-1).to(torch.int64), 0)
+        self.max_train_recon = torch.maximum(self.max_train_recon, torch.where(self.alive, recon.double(), 0.0))
+        for reg, on, term in zip(self.train_regs, active, terms):
+            if on:
+                prev = self.last_train.get(f"train_{reg.name}", torch.full_like(term, math.nan))
+                self.last_train[f"train_{reg.name}"] = torch.where(
+                    weights[:, self.train_index[reg.name]] != 0, term, prev
+                )
+        self.last_train["train_recon"], self.last_train["train_loss"] = recon, loss
+        self.step += 1
+
+    def _update_eager(
+        self,
+        active: tuple[bool, ...],
+        x: torch.Tensor,
+        labels: dict[str, torch.Tensor],
+        lr: torch.Tensor,
+        weights: torch.Tensor,
+        bias1: torch.Tensor,
+        bias2_sqrt: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor], torch.Tensor, torch.Tensor]:
+        """Forward, loss terms, backward, divergence guard and Adam, in place on the buffers.
+
+        Returns (loss, recon, per-term values, finite flags, label-counting flags), each (S,).
+        """
+        pop = self.population
+        # 3. forward (train mode: unclamped)
         acts = pop.forward(x)
         err = acts.y - x  # (S, B, 3)
         recon = (err * err).mean(dim=(1, 2))  # (S,)
@@ -167,51 +205,43 @@ class PopulationTrainer:
         dy = err * (2.0 / err[0].numel())
         layer_act = {"bottleneck": acts.h, "encoder": acts.z}
         layer_grad: dict[str, torch.Tensor] = {}
-        counted = torch.zeros(s, dtype=torch.bool, device=self.device)
-        # 4. regularizer terms
-        for reg in self.train_regs:
-            w = weights[:, self.props.index(reg.name) - 1]  # (S,)
-            on = w != 0
-            if not bool(on.any()):
-                continue  # weight exactly 0: not computed, not logged (§12 pitfall 3)
-            coef = reduction_weights(reg.label_affinities, labels, recon.shape + (x.shape[1],), device=self.device)
-            if coef is None:
+        counted = torch.zeros_like(recon, dtype=torch.bool)
+        terms: list[torch.Tensor] = []
+        # 4. regularizer terms, label-affine reduction (§4.3)
+        for reg, on_any in zip(self.train_regs, active):
+            if not on_any:
+                terms.append(recon)  # placeholder, never read
                 continue
-            per_sample, ctx = reg.term.forward(layer_act[reg.layer])
-            term = (coef * per_sample).sum(-1)  # (S,)
-            loss = loss + torch.where(on, w * term, 0.0)
-            g = reg.term.vjp(ctx, coef * torch.where(on, w, 0.0).unsqueeze(-1))
+            w = weights[:, self.train_index[reg.name]]  # (S,), 0 for models that skip it
+            per_sample, ctx = reg.term.forward(layer_act[reg.layer])  # (S, B)
+            if reg.label_affinities is None:  # plain batch mean
+                term = per_sample.mean(-1)  # (S,)
+                g = (w / per_sample.shape[-1]).unsqueeze(-1).expand_as(per_sample)
+            else:
+                coef = reduction_weights(reg.label_affinities, labels, per_sample.shape, device=x.device)
+                if coef is None:  # none of its labels in this batch: no term
+                    terms.append(recon)
+                    continue
+                term = (coef * per_sample).sum(-1)
+                g = coef * w.unsqueeze(-1)
+                counted = counted | (w != 0)
+            loss = loss + torch.where(w != 0, w * term, 0.0)  # 0 · (non-finite) must not poison
+            g = reg.term.vjp(ctx, g)
             layer_grad[reg.layer] = layer_grad[reg.layer] + g if reg.layer in layer_grad else g
-            prev = self.last_train.get(f"train_{reg.name}", torch.full_like(term, math.nan))
-            self.last_train[f"train_{reg.name}"] = torch.where(on, term, prev)
-            if reg.label_affinities:
-                counted |= on
+            terms.append(term)
         # 5. backward
         pop.backward(acts, dy, self.grad, dh=layer_grad.get("bottleneck"), dz=layer_grad.get("encoder"))
-        # 6. divergence guard: freeze models whose loss or gradient is not finite
+        # 6. divergence guard: a model whose loss or gradient is not finite is frozen
         ok = torch.isfinite(loss) & torch.isfinite(self.grad).all(dim=1)
-        newly = self.alive & ~ok
-        self.diverged_step = torch.where(newly, b, self.diverged_step)
-        self.alive &= ok
-        self.grad.mul_(self.alive.unsqueeze(1)).nan_to_num_(0.0, 0.0, 0.0)
-        # 7. Adam
-        self._adam(lr)
-        # bookkeeping
-        for k in self.label_names:
-            self.label_counts[k] += torch.where(counted, labels[k].sum(-1).to(torch.int64), 0)
-        self.max_train_recon = torch.maximum(self.max_train_recon, torch.where(self.alive, recon.double(), 0.0))
-        self.last_train["train_recon"], self.last_train["train_loss"] = recon, loss
-        self.step += 1
-
-    def _adam(self, lr: torch.Tensor) -> None:
-        """PyTorch's Adam update, written over the flat buffers with a per-model lr (S,)."""
-        k = self.step + 1
+        live = (self.alive & ok).unsqueeze(1)  # (S, 1)
+        self.grad.copy_(torch.where(live, self.grad, 0.0))
+        # 7. Adam, PyTorch's update rule with a per-model lr
         self.exp_avg.lerp_(self.grad, 1.0 - _BETA1)
         self.exp_avg_sq.mul_(_BETA2).addcmul_(self.grad, self.grad, value=1.0 - _BETA2)
-        bias1, bias2_sqrt = 1.0 - _BETA1**k, math.sqrt(1.0 - _BETA2**k)
-        step_size = torch.where(self.alive, lr / bias1, 0.0).to(torch.float32).unsqueeze(1)  # (S, 1)
-        denom = (self.exp_avg_sq.sqrt() / bias2_sqrt).add_(_EPS)
-        self.population.flat.sub_(torch.div(self.exp_avg, denom).mul_(step_size))
+        step_size = torch.where(live, (lr / bias1).to(torch.float32).unsqueeze(1), 0.0)  # (S, 1)
+        denom = (self.exp_avg_sq.sqrt() / bias2_sqrt.to(torch.float32)).add_(_EPS)
+        pop.flat.sub_(torch.div(self.exp_avg, denom).mul_(step_size))
+        return loss, recon, terms, ok, counted
 
     # ------------------------------------------------------------------------------ validation
 

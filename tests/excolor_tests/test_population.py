@@ -38,7 +38,6 @@ def test_backward_matches_autograd() -> None:
         models = [build_model(s, 5, 7, n_nonlinear).double() for s in (0, 1)]
         pop = Population.from_modules(models)
         pop.flat = pop.flat.double()
-        pop.weights, pop.biases = pop.views(pop.flat)
         g = torch.Generator().manual_seed(n_nonlinear)
         x = torch.rand(2, 32, 3, generator=g, dtype=torch.float64)
         dy = torch.randn(2, 32, 3, generator=g, dtype=torch.float64)
