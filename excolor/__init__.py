@@ -1,0 +1,40 @@
+"""excolor: concept-isolating colour autoencoders, trained as populations (Ex 2.9.1 and kin).
+
+The package is the science: torch and numpy only, nothing of Ray, Optuna or W&B.
+
+- ``dopesheet``     keyframed schedules (CSV), strict validation, minimum-jerk timelines
+- ``colors``        RGB/HSV, colour attributes, HSV similarity, grids, named colours
+- ``data``          training/validation colour sets, labels, stateless per-model batch sampling
+- ``model``         the clamped-and-normalised MLP
+- ``population``    S models stacked in one flat buffer, hand-written forward/backward
+- ``regularizers``  the seven loss terms with label and layer affinities
+- ``config``        the typed experiment description; the Ex 2.9.1 preset
+- ``train``         the population trainer (the single-model API is its S = 1 case)
+- ``surgery``       ablate / prune a latent dimension
+- ``interventions`` suppression, repulsion, falloffs and mappers
+- ``evaluate``      ablation score, named-colour tables, error-vs-similarity correlations
+- ``plain``         a plain autograd loop: test oracle and speed baseline
+"""
+
+from excolor.config import Experiment, ModelConfig, ex_2_9_1
+from excolor.dopesheet import Dopesheet, DopesheetError, reference_dopesheet
+from excolor.model import CNColorMLP, build_model
+from excolor.population import Population
+from excolor.train import PopulationTrainer, TrainResult, train
+
+__all__ = [
+    "CNColorMLP",
+    "Dopesheet",
+    "DopesheetError",
+    "Experiment",
+    "ModelConfig",
+    "Population",
+    "PopulationTrainer",
+    "TrainResult",
+    "build_model",
+    "ex_2_9_1",
+    "reference_dopesheet",
+    "train",
+]
+
+__version__ = "0.1.0"

@@ -25,6 +25,7 @@ from torch import nn
 
 from excolor.colors import RED_HSV, hsv_similarity, named_colors, rgb_grid, rgb_to_hsv
 from excolor.interventions import BoundedFalloff, InterventionConfig, Suppression, infer
+from excolor.population import Population
 from excolor.surgery import ablate, prune
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "named_color_table",
     "pearson_r",
     "per_color_mse",
+    "population_correlations",
     "red_similarity",
     "score_from_errors",
     "similarity_correlations",
@@ -331,3 +333,24 @@ def similarity_correlations(model: nn.Module, /, *, n: int = 20) -> pd.DataFrame
         r, p = error_correlation(rgb, mse, power=power)
         rows.append({"plan": name, "power": power, "r": float(r), "r2": float(r) ** 2, "p": float(p)})
     return pd.DataFrame(rows, columns=["plan", "power", "r", "r2", "p"])
+
+
+@torch.no_grad()
+def population_correlations(population: Population, /, *, n: int = 20, concept_dim: int = 0) -> dict[str, FloatArray]:
+    """§9.12's per-model correlations for a whole population at once, on the n³ RGB cube.
+
+    Returns ``ablated_r`` (MSE after ablating ``concept_dim`` vs similarity³) and
+    ``suppression_r`` (MSE under the hard-gate suppression of that axis vs similarity²), each (S,).
+    Equal to ``similarity_correlations`` of each model, without building S models.
+    """
+    rgb = rgb_grid(n)
+    x = torch.as_tensor(rgb, dtype=torch.float32, device=population.flat.device)
+    axis = torch.zeros(population.k_bottleneck, device=x.device)
+    axis[concept_dim] = 1.0
+    suppress = Suppression(axis, BoundedFalloff(math.cos(math.pi / 2), 1.0, 0.0))
+    out = {}
+    for name, kwargs in (("ablated", {"ablate": [concept_dim]}), ("suppression", {"latent_map": suppress})):
+        y = population.predict(x, **kwargs)  # (S, N, 3)
+        mse = ((y - x) ** 2).mean(-1).double().cpu().numpy()  # (S, N)
+        out[f"{name}_r"] = pearson_r(red_similarity(rgb, power=CORRELATION_POWERS[name]), mse)
+    return out

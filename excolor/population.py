@@ -11,7 +11,7 @@ Letters in shape comments: S models, B samples per model, H hidden width, K late
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -127,11 +127,18 @@ class Population:
             x = x.expand(w.shape[0], -1, -1)
         return torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
 
-    def forward(self, x: torch.Tensor, *, ablate: Sequence[int] = ()) -> Activations:
+    def forward(
+        self,
+        x: torch.Tensor,
+        *,
+        ablate: Sequence[int] = (),
+        latent_map: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> Activations:
         """Train-mode forward (unclamped). ``x`` is (S, B, 3) or one (B, 3) batch shared by all.
 
         ``ablate`` zeroes those pre-norm latent coordinates before the normalisation: exactly
         what ``surgery.ablate`` does to the weights (§7.4), without copying any model.
+        ``latent_map`` replaces the unit latent before the decoder (an intervention, §8.1).
         """
         inputs: list[torch.Tensor] = []
         pre: list[torch.Tensor] = []
@@ -148,7 +155,7 @@ class Population:
                     z[..., list(ablate)] = 0.0
                 norm = torch.linalg.vector_norm(z, dim=-1, keepdim=True)  # (S, B, 1)
                 h = z / norm.clamp(min=1e-12)
-                a = h
+                a = h if latent_map is None else latent_map(h)
             elif j == 2 * n_enc - 1:
                 y = out
             else:
@@ -156,9 +163,15 @@ class Population:
                 a = nn.functional.gelu(out)
         return Activations(inputs, pre, z, norm, h, y)
 
-    def predict(self, x: torch.Tensor, *, ablate: Sequence[int] = ()) -> torch.Tensor:
+    def predict(
+        self,
+        x: torch.Tensor,
+        *,
+        ablate: Sequence[int] = (),
+        latent_map: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> torch.Tensor:
         """Eval-mode output, clamped to [0, 1] (§12 pitfall 7)."""
-        return self.forward(x, ablate=ablate).y.clamp(0.0, 1.0)
+        return self.forward(x, ablate=ablate, latent_map=latent_map).y.clamp(0.0, 1.0)
 
     def backward(
         self,

@@ -228,3 +228,15 @@ def test_similarity_correlations(model: nn.Module) -> None:
     ref = scipy.stats.pearsonr(red_similarity(rgb, power=2), mse)
     assert df["r"][2] == pytest.approx(ref.statistic, abs=1e-12)
     assert df["p"][2] == pytest.approx(ref.pvalue, rel=1e-6, abs=1e-300)
+
+
+def test_population_correlations_equal_per_model_correlations() -> None:
+    from excolor.evaluate import population_correlations
+    from excolor.population import Population
+
+    pop = Population.from_seeds([0, 3], k_codec=10)
+    batched = population_correlations(pop, n=8)
+    for i in range(2):
+        table = similarity_correlations(pop.module(i), n=8).set_index("plan")
+        assert batched["ablated_r"][i] == pytest.approx(table.loc["ablated", "r"], abs=1e-6)
+        assert batched["suppression_r"][i] == pytest.approx(table.loc["suppression", "r"], abs=1e-6)
