@@ -27,8 +27,10 @@ from excolor.train import PopulationTrainer
 
 def _describe(values: np.ndarray) -> str:
     v = values[np.isfinite(values)]
-    return (f"mean {v.mean():.4f}  std {v.std(ddof=1):.4f}  min {v.min():.4f}  median {np.median(v):.4f}  "
-            f"max {v.max():.4f}  (n = {len(v)})")
+    return (
+        f"mean {v.mean():.4f}  std {v.std(ddof=1):.4f}  min {v.min():.4f}  median {np.median(v):.4f}  "
+        f"max {v.max():.4f}  (n = {len(v)})"
+    )
 
 
 def sweep_h16(seeds: range) -> bool:
@@ -43,8 +45,10 @@ def sweep_h16(seeds: range) -> bool:
     print(f"  score          {_describe(score)}")
     print("  reference      mean 0.8570  std 0.1541  min 0.0615  max 0.9848  (n = 60)")
     print(f"  labels/n/red   {_describe(m['labels/n/red'].astype(float))}  (reference mean 83.6, std 8.0)")
-    print(f"  collapsed {int(m['collapsed'].sum())}, diverged {int(m['diverged'].sum())}, "
-          f"negative ablated r {int((m['ablated_r'] < 0).sum())}")
+    print(
+        f"  collapsed {int(m['collapsed'].sum())}, diverged {int(m['diverged'].sum())}, "
+        f"negative ablated r {int((m['ablated_r'] < 0).sum())}"
+    )
     print(f"  -> {'PASS' if ok else 'FAIL'}: mean within 0.857 ± 0.04 and std in [0.10, 0.22]")
     return ok
 

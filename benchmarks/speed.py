@@ -70,8 +70,10 @@ def main() -> int:
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     scale = args.steps / 1501  # report per full 1501-step training
-    print(f"Ex 2.9.1, H = 16, full reference loss, {args.steps} steps per training "
-          f"(rates scaled to 1501-step trainings); torch {torch.__version__}")
+    print(
+        f"Ex 2.9.1, H = 16, full reference loss, {args.steps} steps per training "
+        f"(rates scaled to 1501-step trainings); torch {torch.__version__}"
+    )
     population_rate(4, 20, 2)  # warm-up: imports, allocator, MKL
     for threads in (1, 2):
         base = plain_rate(args.steps, threads) * scale

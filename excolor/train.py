@@ -115,6 +115,13 @@ class PopulationTrainer:
         if len({ds.length for ds in sheets}) != 1:
             raise ValueError("all dopesheets of a population must have the same length")
         self.experiment, self.seeds, self.device = experiment, seeds, torch.device(device)
+        # NOTE(excolor): a batched matmul over a single model takes a different BLAS path than over
+        # two or more (measured: S = 1 differs from S = 2 after ~1e-7, which chaos amplifies, while
+        # S = 2, 3, 64 and 1 or 2 threads agree bitwise). A lone model is therefore trained beside
+        # a copy of itself, so that it equals the same model in any population, bitwise, all run.
+        self.n_models = len(seeds)
+        if self.n_models == 1:
+            seeds, sheets = seeds * 2, sheets * 2
         if self.device.type == "cpu":
             keep_large_blocks()
         self.length = sheets[0].length
@@ -308,7 +315,7 @@ class PopulationTrainer:
                     metrics = self.validate()
                     self.history.append({"step": torch.tensor(self.step), **metrics})
                     if report is not None:
-                        report(self.step, {k: v.cpu().numpy() for k, v in metrics.items()})
+                        report(self.step, {k: v[: self.n_models].cpu().numpy() for k, v in metrics.items()})
                 if progress is not None:
                     progress(1)
         self.elapsed += time.perf_counter() - start
@@ -319,27 +326,37 @@ class PopulationTrainer:
 
     def final_metrics(self) -> dict[str, np.ndarray]:
         """Per-model metrics of the finished run, in the original names plus §14.2's diagnostics."""
-        s = self.population.size
-        alive = self.alive.cpu().numpy()
-        score, r = self.ablation_scores()
+        s = self.n_models
+        alive = self.alive[:s].cpu().numpy()
+        score, r = (v[:s] for v in self.ablation_scores())
         nan = np.full(s, math.nan)
         out: dict[str, np.ndarray] = {"seed": np.asarray(self.seeds)}
         out["score"] = np.where(alive, score, math.nan)
         out["ablated_r"] = np.where(alive, r, math.nan)
         last = self.history[-1] if self.history else {}
         for key in ["val_recon", "val_loss"] + [f"val_{reg.name}" for reg in self.val_regs] + ["red_angle_deg"]:
-            out[key] = last[key].cpu().numpy() if key in last else nan
+            out[key] = last[key][:s].cpu().numpy() if key in last else nan
         for k, v in self.label_counts.items():
-            out[f"labels/n/{k}"] = v.cpu().numpy()
+            out[f"labels/n/{k}"] = v[:s].cpu().numpy()
         out["labels/n_total"] = np.full(s, self.step * self.experiment.batch_size)
-        out["max_train_recon"] = self.max_train_recon.cpu().numpy()
+        out["max_train_recon"] = self.max_train_recon[:s].cpu().numpy()
         out["collapsed"] = alive & (out["val_recon"] > COLLAPSE_RECON)
         out["diverged"] = ~alive
-        out["diverged_step"] = self.diverged_step.cpu().numpy()
+        out["diverged_step"] = self.diverged_step[:s].cpu().numpy()
         out["runtime_s"] = np.full(s, self.elapsed)
         return out
 
     # ------------------------------------------------------------------------------ checkpoints
+
+    def result(self) -> TrainResult:
+        """Final metrics, validation history and the trained population (real models only)."""
+        n = self.n_models
+        history = [{k: (v if k == "step" else v[:n]).cpu().numpy() for k, v in h.items()} for h in self.history]
+        pop = self.population
+        trained = Population(
+            pop.flat[:n].clone(), k_bottleneck=pop.k_bottleneck, k_codec=pop.k_codec, n_nonlinear=pop.n_nonlinear
+        )
+        return TrainResult(self.final_metrics(), history, trained)
 
     def state_dict(self) -> dict[str, Any]:
         """Complete training state: parameters, Adam moments, step and run statistics.
@@ -349,6 +366,7 @@ class PopulationTrainer:
         return {
             "format": _CHECKPOINT_FORMAT,
             "seeds": list(self.seeds),
+            "models": self.population.size,  # a lone model is stored with its twin
             "step": self.step,
             "params": self.population.flat.cpu().clone(),
             "exp_avg": self.exp_avg.cpu().clone(),
@@ -414,5 +432,4 @@ def train(
     seed_list = [seeds] if isinstance(seeds, int) else list(seeds)
     trainer = PopulationTrainer(experiment, seed_list, dopesheets=dopesheets, device=device)
     trainer.run(report=report, progress=progress)
-    history = [{k: v.cpu().numpy() for k, v in h.items()} for h in trainer.history]
-    return TrainResult(trainer.final_metrics(), history, trainer.population)
+    return trainer.result()
