@@ -14,7 +14,7 @@ from excolor.regularizers import AngularAnchor, AntiAnchor, AxisAlignedSubspace,
 
 __all__ = ["STREAMS", "Experiment", "ModelConfig", "ex_2_9_1", "ex_2_9_1_regularizers"]
 
-STREAMS = ("hash",)
+STREAMS = ("hash", "original")
 """Batch/label random streams this build offers (§14.1)."""
 
 
@@ -73,6 +73,8 @@ class Experiment:
             raise ValueError("batch_size >= 1, subdivisions >= 2 and score_grid >= 2 are required")
         if not 0 <= self.concept_dim < self.model.k_bottleneck:
             raise ValueError(f"concept_dim {self.concept_dim} is outside the {self.model.k_bottleneck}-D latent")
+        if self.stream == "original" and self.subdivisions**3 % self.batch_size:
+            raise ValueError("the original stream needs the training set to be whole batches")
         if self.stream not in STREAMS:
             raise ValueError(f"stream must be one of {STREAMS}, got {self.stream!r}")
 
@@ -123,11 +125,12 @@ def ex_2_9_1_regularizers(k_bottleneck: int = 5) -> tuple[RegularizerConfig, ...
     )
 
 
-def ex_2_9_1(*, hidden: int = 16, dopesheet: Dopesheet | None = None) -> Experiment:
+def ex_2_9_1(*, hidden: int = 16, dopesheet: Dopesheet | None = None, stream: str = "hash") -> Experiment:
     """Experiment 2.9.1: ablate red (only), 5-D latent, N = 2 (H = 16 as in the 60-seed reference)."""
     return Experiment(
         name="ex-2.9.1",
         dopesheet=dopesheet if dopesheet is not None else reference_dopesheet(),
         regularizers=ex_2_9_1_regularizers(5),
         model=ModelConfig(k_bottleneck=5, k_codec=hidden, n_nonlinear=2),
+        stream=stream,
     )

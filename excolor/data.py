@@ -1,13 +1,15 @@
-"""Training and validation colour sets, and per-model batch sampling (science.md §3.5–3.7, §14.1).
+"""Training and validation colour sets, and per-model batch sampling (science.md §3.5–3.8, §14.1).
 
 Ex 2.9.1 trains on the 8×8×8 RGB corner grid (512 colours), drawn uniformly *with replacement*
 in batches of 64, each colour labelled ``red`` with probability redness⁸·0.08; it validates on
 the 7³ cell-centre grid plus the 8 cube corners (351 colours) with an exact ``red`` label on
 pure red only.
 
-Sampling is a pure function of (seed, step): the 64 indices and the 64 label uniforms of step t
-for seed s come from a counter-based integer hash. A population draws all its batches for a step
-in one op, CPU and GPU draw identical batches, and a checkpoint needs no RNG state (§14.1).
+Two batch streams (§14.1). ``hash`` (default): sampling is a pure function of (seed, step); the 64
+indices and the 64 label uniforms of step t for seed s come from a counter-based integer hash. A
+population draws all its batches for a step in one op, CPU and GPU draw identical batches, and a
+checkpoint needs no RNG state. ``original``: the published runs' own stream (§6.8), rebuilt per model
+on the CPU, for per-seed comparison with the reference notebooks.
 
 Letters used in shape comments: S models, B batch size, N colours.
 """
@@ -26,7 +28,9 @@ __all__ = [
     "MAX_SEED",
     "ColorSet",
     "HashSampler",
+    "OriginalStream",
     "color_grid",
+    "make_stream",
     "training_colors",
     "validation_colors",
 ]
@@ -151,6 +155,14 @@ class HashSampler:
         keys = self._label_keys if channel == 0 else _mix32(self._label_keys ^ (channel * _CHANNEL_MUL & _MASK32))
         return (self._hash(keys, step) >> 8).to(torch.float32) * (2.0**-24)
 
+    def state_dict(self) -> dict[str, torch.Tensor | int]:
+        """Nothing: draws are a pure function of (seed, step)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor | int]) -> None:
+        if state:
+            raise ValueError("the hash stream has no state; this checkpoint was made with another stream")
+
     def batch(self, colors: ColorSet, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Colours (S, B, 3) and labels {name: (S, B) float32} of one training step."""
         idx = self.indices(step)  # (S, B)
@@ -163,3 +175,145 @@ class HashSampler:
         else:
             labels = {k: v[idx] for k, v in colors.labels.items()}
         return x, labels
+
+
+def _draw_int64(generator: torch.Generator) -> int:
+    """One draw of ``torch.empty((), dtype=int64).random_()``: a DataLoader's base seed or a
+    RandomSampler's seed in the original pipeline."""
+    return int(torch.empty((), dtype=torch.int64).random_(generator=generator).item())
+
+
+class OriginalStream:
+    """The per-seed batch and label stream of the published Ex 2.9.1 runs (science.md §6.8).
+
+    Rebuilt in plain torch, one CPU generator per model: after ``manual_seed(seed)`` and building
+    the model, each 8-batch epoch draws the DataLoader's base seed and the RandomSampler's seed from
+    the global generator; the epoch's 512 indices are 16 ``randint(n, (32,))`` draws from a
+    generator seeded with the sampler seed; batch i's labels come from worker ``i mod 4``, whose
+    generator is seeded with ``base + w`` and yields one ``rand(B)`` per batch it handles; after
+    every validation, creating the validation iterator draws one more int64.
+
+    Stateful: batches must be requested in order. ``state_dict`` captures it at any step.
+    """
+
+    WORKERS = 4
+
+    def __init__(
+        self,
+        seeds: Sequence[int],
+        *,
+        n_colors: int,
+        batch_size: int,
+        batches_per_epoch: int,
+        val_every: int,
+        model_shape: tuple[int, int, int],
+    ) -> None:
+        from excolor.model import CNColorMLP
+
+        if not seeds:
+            raise ValueError("OriginalStream needs a non-empty list of seeds")
+        if n_colors % 32 or batches_per_epoch * batch_size != n_colors:
+            raise ValueError("the original stream needs n_colors = batches_per_epoch · batch_size, a multiple of 32")
+        self.n_colors, self.batch_size, self.batches_per_epoch = n_colors, batch_size, batches_per_epoch
+        self.val_every = val_every
+        self.generators: list[torch.Generator] = []
+        with torch.random.fork_rng(devices=[]):
+            for seed in seeds:
+                torch.manual_seed(seed)
+                CNColorMLP(*model_shape)  # consumes exactly what building the model consumed (§6.1)
+                g = torch.Generator()
+                g.set_state(torch.get_rng_state())
+                self.generators.append(g)
+        s = len(seeds)
+        self.next_step = 0
+        self._indices = torch.zeros(s, n_colors, dtype=torch.int64)  # this epoch's indices
+        self._uniforms = torch.zeros(s, batches_per_epoch, batch_size)  # this epoch's label uniforms
+
+    def _start_epoch(self) -> None:
+        per_worker = -(-self.batches_per_epoch // self.WORKERS)
+        for m, g in enumerate(self.generators):
+            base = _draw_int64(g)
+            sampler = torch.Generator()
+            sampler.manual_seed(_draw_int64(g))
+            self._indices[m] = torch.cat(
+                [
+                    torch.randint(self.n_colors, (32,), dtype=torch.int64, generator=sampler)
+                    for _ in range(self.n_colors // 32)
+                ]
+            )
+            for w in range(self.WORKERS):
+                worker = torch.Generator()
+                worker.manual_seed(base + w)
+                for j in range(per_worker):
+                    i = w + self.WORKERS * j
+                    if i < self.batches_per_epoch:
+                        self._uniforms[m, i] = torch.rand(self.batch_size, generator=worker)
+
+    def _advance_to(self, step: int) -> None:
+        if step != self.next_step:
+            raise RuntimeError(f"the original stream is sequential: expected step {self.next_step}, got {step}")
+        if step > 0 and step % self.val_every == 0:
+            for g in self.generators:  # the validation iterator's base seed
+                _draw_int64(g)
+        if step % self.batches_per_epoch == 0:
+            self._start_epoch()
+        self.next_step = step + 1
+
+    def batch(self, colors: ColorSet, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Colours (S, B, 3) and labels {name: (S, B)} of training step ``step`` (in order)."""
+        self._advance_to(step)
+        i = step % self.batches_per_epoch
+        idx = self._indices[:, i * self.batch_size : (i + 1) * self.batch_size].to(colors.colors.device)  # (S, B)
+        x = colors.colors[idx]
+        if colors.stochastic:
+            if len(colors.labels) != 1:
+                raise ValueError("the original stream reproduces single-label experiments only")
+            u = self._uniforms[:, i].to(colors.colors.device)
+            labels = {k: (u < p[idx]).to(torch.float32) for k, p in colors.labels.items()}
+        else:
+            labels = {k: v[idx] for k, v in colors.labels.items()}
+        return x, labels
+
+    def state_dict(self) -> dict[str, torch.Tensor | int]:
+        return {
+            "next_step": self.next_step,
+            "generators": torch.stack([g.get_state() for g in self.generators]),
+            "indices": self._indices.clone(),
+            "uniforms": self._uniforms.clone(),
+        }
+
+    def load_state_dict(self, state: dict[str, torch.Tensor | int]) -> None:
+        gens = state["generators"]
+        assert isinstance(gens, torch.Tensor)
+        if gens.shape[0] != len(self.generators):
+            raise ValueError("stream state has a different number of models")
+        for g, st in zip(self.generators, gens):
+            g.set_state(st.clone())
+        self._indices.copy_(state["indices"])  # type: ignore[arg-type]
+        self._uniforms.copy_(state["uniforms"])  # type: ignore[arg-type]
+        self.next_step = int(state["next_step"])
+
+
+def make_stream(
+    kind: str,
+    seeds: Sequence[int],
+    *,
+    n_colors: int,
+    batch_size: int,
+    val_every: int,
+    model_shape: tuple[int, int, int],
+    device: torch.device | str = "cpu",
+) -> HashSampler | OriginalStream:
+    """The batch stream named ``kind`` ('hash' or 'original') for these seeds."""
+    if kind == "hash":
+        return HashSampler(seeds, n_colors=n_colors, batch_size=batch_size, device=device)
+    if kind == "original":
+        return OriginalStream(
+            seeds,
+            n_colors=n_colors,
+            batch_size=batch_size,
+            batches_per_epoch=n_colors // batch_size,
+            val_every=val_every,
+            model_shape=model_shape,
+        )
+    raise ValueError(f"unknown stream {kind!r}; expected 'hash' or 'original'")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from excolor.config import Experiment
-from excolor.data import HashSampler, training_colors
+from excolor.data import make_stream, training_colors
 from excolor.model import CNColorMLP, build_model
 from excolor.regularizers import reduction_weights
 
@@ -29,8 +29,15 @@ def train_plain(experiment: Experiment, seed: int, *, steps: int | None = None) 
     ]
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-8)
     colors = training_colors(experiment.subdivisions)
-    sampler = HashSampler([seed], n_colors=len(colors), batch_size=experiment.batch_size)
     ds = experiment.dopesheet
+    sampler = make_stream(
+        experiment.stream,
+        [seed],
+        n_colors=len(colors),
+        batch_size=experiment.batch_size,
+        val_every=max(1, ds.length // 10),
+        model_shape=(m.k_bottleneck, m.k_codec, m.n_nonlinear),
+    )
     length = ds.length if steps is None else min(steps, ds.length)
     try:
         for b in range(length):

@@ -31,7 +31,7 @@ import torch
 from excolor._allocator import keep_large_blocks
 from excolor.colors import rgb_grid
 from excolor.config import Experiment
-from excolor.data import HashSampler, training_colors, validation_colors
+from excolor.data import make_stream, training_colors, validation_colors
 from excolor.dopesheet import Dopesheet
 from excolor.evaluate import score_from_errors
 from excolor.population import Population
@@ -139,8 +139,14 @@ class PopulationTrainer:
         self.schedule = schedule.to(self.device)  # (L - 1, S, 1 + R) float64
         self.train_set = training_colors(experiment.subdivisions).to(self.device)
         self.val_set = validation_colors(experiment.subdivisions).to(self.device)
-        self.sampler = HashSampler(
-            seeds, n_colors=len(self.train_set), batch_size=experiment.batch_size, device=self.device
+        self.sampler = make_stream(
+            experiment.stream,
+            seeds,
+            n_colors=len(self.train_set),
+            batch_size=experiment.batch_size,
+            val_every=self.val_every,
+            model_shape=(m.k_bottleneck, m.k_codec, m.n_nonlinear),
+            device=self.device,
         )
         self.train_regs = [r for r in experiment.regularizers if r.trains]
         self.train_index = {r.name: i for i, r in enumerate(experiment.regularizers)}  # column in weights
@@ -378,6 +384,8 @@ class PopulationTrainer:
             "last_train": {k: v.cpu().clone() for k, v in self.last_train.items()},
             "history": [{k: v.cpu().clone() for k, v in h.items()} for h in self.history],
             "elapsed": self.elapsed,
+            "stream": self.experiment.stream,
+            "stream_state": self.sampler.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -386,6 +394,10 @@ class PopulationTrainer:
             raise ValueError(f"not an excolor population checkpoint (format {state.get('format')!r})")
         if list(state["seeds"]) != self.seeds:
             raise ValueError("checkpoint seeds differ from this trainer's seeds")
+        if state.get("stream") != self.experiment.stream:
+            raise ValueError(
+                f"checkpoint was made with the {state.get('stream')!r} stream, not {self.experiment.stream!r}"
+            )
         if tuple(state["params"].shape) != tuple(self.population.flat.shape):
             raise ValueError("checkpoint parameters do not match this experiment's model shape")
         dev = self.device
@@ -400,6 +412,7 @@ class PopulationTrainer:
         self.last_train = {k: v.to(dev).clone() for k, v in state["last_train"].items()}
         self.history = [{k: v.to(dev).clone() for k, v in h.items()} for h in state["history"]]
         self.elapsed = float(state["elapsed"])
+        self.sampler.load_state_dict(state["stream_state"])
 
     def save(self, path: str) -> None:
         torch.save(self.state_dict(), path)

@@ -14,13 +14,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from tune.errors import UsageError
+
 __all__ = ["main", "parse_seeds"]
 
 EXIT_USAGE = 2
-
-
-class UsageError(Exception):
-    """A mistake in the command line or its input files; printed without a traceback."""
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -65,6 +63,13 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", default="0-59", help="seeds, e.g. 0-59 or 0,4,8 (default: 0-59)")
     p.add_argument("--hidden", type=_positive_int, default=16, help="hidden width H (default: 16)")
     p.add_argument("--steps", type=_positive_int, help="stretch or compress the schedule to N steps")
+    p.add_argument(
+        "--stream",
+        choices=["hash", "original"],
+        default="hash",
+        help="batch/label stream: 'hash' (stateless, default) or 'original' (the published runs' own, "
+        "for per-seed comparison with them)",
+    )
     p.add_argument("--out", type=Path, default=Path("runs/train"), help="output directory (default: runs/train)")
     p.add_argument("--force", action="store_true", help="overwrite results already in --out")
     p.add_argument("--population", type=_positive_int, default=256, help="models trained at once (default: 256)")
@@ -97,6 +102,7 @@ def _train(args: argparse.Namespace) -> int:
         dopesheet=args.dopesheet,
         hidden=args.hidden,
         steps=args.steps,
+        stream=args.stream,
         out=args.out,
         force=args.force,
         population=args.population,

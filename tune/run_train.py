@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from tune.errors import UsageError
 
 __all__ = ["run_train", "summarize_scores"]
 
@@ -16,8 +19,6 @@ RESULT_FILES = ("metrics.csv", "models.pt", "experiment.json", "dopesheet.csv")
 
 
 def _usage(message: str) -> Exception:
-    from tune.cli import UsageError
-
     return UsageError(message)
 
 
@@ -93,6 +94,7 @@ def run_train(
     dopesheet: Path | None,
     hidden: int,
     steps: int | None,
+    stream: str = "hash",
     out: Path,
     force: bool,
     population: int,
@@ -113,9 +115,14 @@ def run_train(
             if steps < 2:
                 raise _usage("--steps must be at least 2")
             sheet = sheet.stretched(steps)
-        experiment = ex_2_9_1(hidden=hidden, dopesheet=sheet)
+        experiment = ex_2_9_1(hidden=hidden, dopesheet=sheet, stream=stream)
     except DopesheetError as err:
         raise _usage(str(err)) from None
+    if "lr" not in experiment.dopesheet.props:
+        print(
+            f"excolor train: warning: {sheet.source} has no 'lr' column; lr stays at 1e-8 (the original's default)",
+            file=sys.stderr,
+        )
     out = _prepare_out(out, force)
     if threads is not None:
         torch.set_num_threads(threads)
@@ -145,6 +152,7 @@ def run_train(
     _atomic_write(out / "dopesheet.csv", lambda p: Path(p).write_text(experiment.dopesheet.to_csv()))
     _atomic_write(out / "metrics.csv", lambda p: table.to_csv(p, index=False))
 
+    print(f"{experiment.name}, H = {hidden}, {experiment.dopesheet.length} steps, stream '{stream}'")
     print(summarize_scores(metrics_all))
     print()
     print(_top_table(metrics_all))

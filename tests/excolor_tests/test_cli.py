@@ -59,3 +59,12 @@ def test_train_rejects_unknown_column(tmp_path: Path, capsys) -> None:
 def test_train_missing_dopesheet_file(tmp_path: Path, capsys) -> None:
     assert main(["train", "--dopesheet", str(tmp_path / "nope.csv"), "--out", str(tmp_path / "o")]) == 2
     assert "nope.csv" in capsys.readouterr().err
+
+
+def test_train_original_stream(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "orig"
+    assert main(["train", "--seeds", "33", "--stream", "original", "--out", str(out), "--quiet"]) == 0
+    assert "stream 'original'" in capsys.readouterr().out
+    table = pd.read_csv(out / "metrics.csv")
+    assert table["labels/n/red"].tolist() == [75]
+    assert '"stream": "original"' in (out / "experiment.json").read_text()
