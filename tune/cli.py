@@ -1,6 +1,9 @@
 """The ``excolor`` command line.
 
-    excolor train --seeds 0-59 --hidden 16 --out runs/ex-2.9.1
+    excolor train  --seeds 0-59 --hidden 16 --out runs/ex-2.9.1
+    excolor sweep  --name weights --scale anchor=0.5,1,2 --seeds 0-59 --seeds-per-trial 20
+    excolor search --name demo --trials 12 --seeds 0-7
+    excolor status runs/demo
 
 Each subcommand parses and validates its arguments, then calls the library; a user mistake
 (bad seed range, malformed dopesheet, unusable output directory) prints one line on stderr and
@@ -75,6 +78,55 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--population", type=_positive_int, default=256, help="models trained at once (default: 256)")
     p.add_argument("--threads", type=_positive_int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    for kind, text in (
+        ("sweep", "grid over regularizer-weight multipliers x seed groups, one Ray Tune trial each"),
+        ("search", "multi-objective Optuna search of the schedule (keyframe values and times)"),
+    ):
+        q = sub.add_parser(kind, help=text)
+        q.add_argument("--name", required=True, help="study name; the study lives in STORAGE/NAME")
+        q.add_argument("--storage", default="runs", help="directory holding studies (default: ./runs, made absolute)")
+        q.add_argument("--seeds", default="0-7" if kind == "search" else "0-59", help="seeds, e.g. 0-59")
+        q.add_argument(
+            "--seeds-per-trial",
+            type=_positive_int,
+            help="seeds trained together in one trial (default: all of --seeds)",
+        )
+        q.add_argument("--hidden", type=_positive_int, default=16, help="hidden width H (default: 16)")
+        q.add_argument("--steps", type=_positive_int, help="stretch or compress the schedule to N steps")
+        q.add_argument("--stream", choices=["hash", "original"], default="hash", help="batch/label stream")
+        q.add_argument(
+            "--wandb",
+            choices=["offline", "online", "disabled"],
+            default="offline",
+            help="W&B logging per trial (default: offline; 'online' needs WANDB_API_KEY)",
+        )
+        q.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else an embedded local Ray)")
+        q.add_argument("--cpus-per-trial", type=_positive_int, default=1, help="CPUs (and torch threads) per trial")
+        q.add_argument("--max-concurrent", type=_positive_int, help="trials running at once (default: as many as fit)")
+        q.add_argument("--max-failures", type=int, default=2, help="retries of a failed trial from its checkpoint")
+        if kind == "sweep":
+            q.add_argument(
+                "--scale",
+                action="append",
+                default=[],
+                metavar="NAME=V1,V2",
+                help="multipliers of a regularizer's (or lr's) schedule values; repeat per name",
+            )
+        else:
+            q.add_argument("--trials", type=_positive_int, default=12, help="number of trials (default: 12)")
+            q.add_argument("--space", type=Path, help="search-space YAML (default: the shipped ex-2.9.1 space)")
+            q.add_argument(
+                "--objective",
+                action="append",
+                choices=["score", "recon", "anchor", "anti-anchor", "score-q10"],
+                help="objectives (default: score and recon); repeat for more",
+            )
+            q.add_argument("--sampler", choices=["tpe", "nsga2", "gp", "random"], default="tpe")
+            q.add_argument("--sampler-seed", type=int, default=0)
+
+    st = sub.add_parser("status", help="trials done/running/failed, best score and Pareto front of a study")
+    st.add_argument("study", type=Path, help="study directory (STORAGE/NAME)")
     return parser
 
 
@@ -84,6 +136,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "train":
             return _train(args)
+        if args.command in ("sweep", "search"):
+            from tune.run_study import run_study_command
+
+            return run_study_command(args)
+        if args.command == "status":
+            from tune.run_study import status_command
+
+            return status_command(args.study)
     except UsageError as err:
         print(f"excolor {args.command}: error: {err}", file=sys.stderr)
         return EXIT_USAGE

@@ -1,0 +1,301 @@
+"""Studies: a Ray Tune run of many trials, a sweep (grid) or a search (Optuna), with resume.
+
+A study lives in ``STORAGE/NAME`` (``--storage`` and ``--name``); that directory is what
+``excolor status``, ``pareto`` and ``report`` take. Layout::
+
+    STORAGE/NAME/
+      study.json            what was asked for (kind, settings, objectives, space) -- written first
+      optuna.journal        the Optuna study (search only; optuna-dashboard can watch it)
+      tuner.pkl, experiment_state-*.json, searcher-state-*.pkl   Ray Tune's own state (resume)
+      train_trial_<id>.../   one directory per trial: params.json, result.json, progress.csv,
+                            checkpoint_*/ (population state), dopesheet.csv, seeds.csv
+
+Running the same command again restores the study with ``Tuner.restore`` (searcher included)
+and finishes it: no duplicate trials, the requested trial count exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tune.errors import UsageError
+from tune.trainable import TrialSettings, train_trial
+
+__all__ = ["OBJECTIVES", "StudySpec", "run_study", "study_dir"]
+
+OBJECTIVES: dict[str, str] = {
+    "score": "max",  # mean ablation score over the trial's seeds
+    "recon": "min",  # mean final val_recon
+    "anchor": "min",  # mean val_anchor
+    "anti-anchor": "min",  # mean val_anti-anchor
+    "score-q10": "max",  # the 10 % quantile of the score: robustness across seeds
+}
+OBJECTIVE_METRIC = {
+    "score": "score_mean",
+    "recon": "val_recon_mean",
+    "anchor": "val_anchor_mean",
+    "anti-anchor": "val_anti-anchor_mean",
+    "score-q10": "score_q10",
+}
+SAMPLERS = ("tpe", "nsga2", "gp", "random")
+STUDY_FILE = "study.json"
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """Everything that defines a study; saved as ``study.json`` and checked on resume."""
+
+    kind: str  # 'sweep' | 'search'
+    name: str
+    storage: str  # absolute path
+    seeds: tuple[int, ...]
+    seeds_per_trial: int
+    hidden: int = 16
+    steps: int | None = None
+    stream: str = "hash"
+    trials: int | None = None  # search
+    objectives: tuple[str, ...] = ("score", "recon")  # search
+    sampler: str = "tpe"
+    sampler_seed: int = 0
+    scales: tuple[tuple[str, tuple[float, ...]], ...] = ()  # sweep: regularizer -> multipliers
+    space: dict[str, Any] | None = field(default=None, compare=False)  # search: description
+    space_file: str | None = None
+    wandb: str = "offline"
+    cpus_per_trial: int = 1
+    max_concurrent: int | None = None
+    max_failures: int = 2
+
+    def record(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["format"] = "excolor.study/1"
+        return d
+
+    def seed_groups(self) -> list[list[int]]:
+        k = self.seeds_per_trial
+        return [list(self.seeds[i : i + k]) for i in range(0, len(self.seeds), k)]
+
+
+def study_dir(spec: StudySpec) -> Path:
+    return Path(spec.storage) / spec.name
+
+
+def _check_or_write_record(spec: StudySpec, directory: Path) -> bool:
+    """Write study.json for a new study, or check that an existing one asks for the same study.
+
+    Returns True when the study exists (resume)."""
+    path = directory / STUDY_FILE
+    record = spec.record()
+    if path.exists():
+        try:
+            old = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise UsageError(f"{path} is unreadable ({err}); refusing to touch this directory") from None
+        ignored = {"space", "wandb", "max_concurrent"}  # may change between runs of the same study
+        diffs = [k for k in record if k not in ignored and json.dumps(old.get(k)) != json.dumps(record[k])]
+        if diffs:
+            shown = ", ".join(f"{k}: {old.get(k)!r} -> {record[k]!r}" for k in diffs[:4])
+            raise UsageError(
+                f"{directory} already holds a different study ({shown}); use another --name, or rerun "
+                "the original command to resume it"
+            )
+        return True
+    if directory.exists() and any(directory.iterdir()):
+        raise UsageError(f"{directory} exists and is not an excolor study (no {STUDY_FILE}); use another --name")
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(record, indent=2))
+    os.replace(tmp, path)
+    return False
+
+
+def _init_ray(address: str | None, wandb_mode: str) -> None:
+    import ray
+
+    os.environ["WANDB_MODE"] = wandb_mode if wandb_mode != "disabled" else "disabled"
+    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    # Checkpoints after every validation make Tune warn about frequent snapshots; they are cheap here.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    if ray.is_initialized():
+        return
+    try:
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    except (ConnectionError, ValueError, RuntimeError) as err:
+        where = f"the Ray cluster at {address!r}" if address else "an embedded Ray"
+        raise UsageError(f"cannot start or reach {where}: {err}") from None
+
+
+def _sampler(spec: StudySpec) -> Any:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    if spec.sampler == "tpe":
+        return optuna.samplers.TPESampler(seed=spec.sampler_seed, multivariate=True)
+    if spec.sampler == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=spec.sampler_seed)
+    if spec.sampler == "gp":
+        return optuna.samplers.GPSampler(seed=spec.sampler_seed)
+    return optuna.samplers.RandomSampler(seed=spec.sampler_seed)
+
+
+def _progress_callback(total: int | None) -> Any:
+    from ray import tune
+
+    class _Progress(tune.Callback):  # type: ignore[misc]
+        """One line per finished or failed trial, with the best mean score so far."""
+
+        def __init__(self) -> None:
+            self.finished = 0
+            self.best = float("-inf")
+
+        def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+            if not result.get("final"):
+                return
+            self.finished += 1
+            score = float(result.get("score_mean", float("nan")))
+            self.best = max(self.best, score)
+            of = f"/{total}" if total else ""
+            print(
+                f"[{self.finished}{of}] {trial.trial_id}: score {score:.4f}  recon {result.get('val_recon_mean', 0):.2e}"
+                f"  diverged {result.get('diverged_frac', 0):.0%}   best {self.best:.4f}",
+                file=sys.stderr,
+                flush=True,
+            )
+
+        def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            print(f"[failed] {trial.trial_id}: {trial.error_file or 'see its error.txt'}", file=sys.stderr, flush=True)
+
+    return _Progress()
+
+
+def _total_trials(spec: StudySpec) -> int | None:
+    if spec.kind == "search":
+        return spec.trials
+    n = len(spec.seed_groups())
+    for _, values in spec.scales:
+        n *= len(values)
+    return n
+
+
+def _callbacks(spec: StudySpec, directory: Path) -> list[Any]:
+    callbacks = [_progress_callback(_total_trials(spec))]
+    if spec.wandb == "disabled":
+        return callbacks
+    from ray.air.integrations.wandb import WandbLoggerCallback
+
+    os.environ.setdefault("WANDB_DIR", str(directory))
+    return [*callbacks, WandbLoggerCallback(project="excolor", group=spec.name, mode=spec.wandb, log_config=True)]
+
+
+def _tuner(spec: StudySpec, directory: Path, trainable: Any, restore: bool) -> Any:
+    from ray import tune
+
+    if restore:
+        return tune.Tuner.restore(str(directory), trainable=trainable, resume_unfinished=True, resume_errored=True)
+    run_config = tune.RunConfig(
+        name=spec.name,
+        storage_path=spec.storage,
+        failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+        callbacks=_callbacks(spec, directory),
+        verbose=0,
+        sync_config=tune.SyncConfig(sync_artifacts=True),
+    )
+    if spec.kind == "sweep":
+        grid: dict[str, Any] = {"seeds": tune.grid_search(spec.seed_groups())}
+        if spec.scales:
+            import itertools
+
+            names = [n for n, _ in spec.scales]
+            combos = [dict(zip(names, c)) for c in itertools.product(*[v for _, v in spec.scales])]
+            grid["scale"] = tune.grid_search(combos)
+        tune_config = tune.TuneConfig(max_concurrent_trials=spec.max_concurrent, reuse_actors=True)
+        return tune.Tuner(trainable, param_space=grid, tune_config=tune_config, run_config=run_config)
+    # search: multi-objective Optuna with a journal in the study directory
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+    from ray.tune.search.optuna import OptunaSearch
+
+    from tune.space import SearchSpace
+
+    space: SearchSpace = trainable_space(spec)
+    storage = JournalStorage(JournalFileBackend(str(directory / "optuna.journal")))
+    reference = space.reference_params()
+    searcher = OptunaSearch(
+        space=space.distributions(),
+        metric=[OBJECTIVE_METRIC[o] for o in spec.objectives],
+        mode=[OBJECTIVES[o] for o in spec.objectives],
+        points_to_evaluate=[reference],  # the hand schedule is trial 0: every study is measured against it
+        sampler=_sampler(spec),
+        study_name=spec.name,
+        storage=storage,
+    )
+    tune_config = tune.TuneConfig(
+        search_alg=searcher,
+        num_samples=spec.trials,
+        max_concurrent_trials=spec.max_concurrent,
+        reuse_actors=True,
+    )
+    return tune.Tuner(trainable, tune_config=tune_config, run_config=run_config)
+
+
+def trainable_space(spec: StudySpec) -> Any:
+    from tune.space import SearchSpace
+
+    return SearchSpace.read(spec.space_file) if spec.space_file else SearchSpace.default()
+
+
+def run_study(spec: StudySpec, *, address: str | None = None, progress: bool = True) -> Any:
+    """Start or resume the study; returns Tune's ResultGrid."""
+    from ray import tune
+
+    directory = study_dir(spec)
+    exists = _check_or_write_record(spec, directory)
+    restore = exists and tune.Tuner.can_restore(str(directory))
+    _init_ray(address, spec.wandb)
+    settings = TrialSettings(
+        hidden=spec.hidden,
+        steps=spec.steps,
+        stream=spec.stream,
+        space=trainable_space(spec) if spec.kind == "search" else None,
+        threads=spec.cpus_per_trial,
+        seeds=tuple(spec.seed_groups()[0]) if spec.kind == "search" else None,
+    )
+    trainable = tune.with_resources(tune.with_parameters(train_trial, settings=settings), {"cpu": spec.cpus_per_trial})
+    tuner = _tuner(spec, directory, trainable, restore)
+    if progress:
+        print(f"{'resuming' if restore else 'starting'} {spec.kind} {spec.name!r} in {directory}", file=sys.stderr)
+    start = time.perf_counter()
+    results = tuner.fit()
+    if progress:
+        print(
+            f"{spec.kind} {spec.name!r}: {len(results)} trials in {time.perf_counter() - start:.1f} s", file=sys.stderr
+        )
+    return results
+
+
+def parse_scales(items: Sequence[str]) -> tuple[tuple[str, tuple[float, ...]], ...]:
+    """['anchor=0.5,1,2', 'separate=1,2'] -> (('anchor', (0.5, 1.0, 2.0)), ('separate', (1.0, 2.0)))."""
+    out = []
+    for item in items:
+        name, sep, values = item.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"--scale: expected NAME=V1,V2,..., got {item!r}")
+        try:
+            nums = tuple(float(v) for v in values.split(","))
+        except ValueError:
+            raise UsageError(f"--scale {name}: expected comma-separated numbers, got {values!r}") from None
+        if not nums or any(not (v >= 0 and v < float("inf")) for v in nums):
+            raise UsageError(f"--scale {name}: multipliers must be finite and >= 0, got {values!r}")
+        out.append((name.strip(), nums))
+    return tuple(out)

@@ -1,0 +1,152 @@
+"""The Ray Tune trainable: one trial = one configuration trained on a population of seeds.
+
+After every validation the trial reports per-seed aggregates of the original metrics (mean, std and
+the 10 % quantile of each, e.g. ``score_mean``, ``val_recon_q10``) with a checkpoint of the whole
+population; on restart it resumes from ``tune.get_checkpoint()`` exactly where it stopped. Only
+finite numbers reach Tune and Optuna:
+
+- a trial whose seeds all diverge raises ``TrialDiverged`` (the trial is FAILED, retried per
+  ``FailureConfig``, and Optuna records it as failed rather than leaving it RUNNING);
+- in a partly diverged trial each diverged seed counts as the worst outcome of every metric
+  (``DIVERGED_VALUE``: score 0, reconstruction errors 1, ...) — the documented rule — and
+  ``diverged_frac`` says how many there were.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["DIVERGED_VALUE", "TrialDiverged", "TrialSettings", "aggregate", "train_trial"]
+
+DIVERGED_VALUE: dict[str, float] = {
+    "score": 0.0,  # no ablation effect at all
+    "ablated_r": 0.0,
+    "val_recon": 1.0,  # the largest possible clamped squared error
+    "val_loss": 1.0,
+    "val_anchor": 2.0 * 31 / 351,  # red pointing away from its axis (batch-weighted, §4.4)
+    "val_anti-anchor": 1.0,
+    "red_angle_deg": 180.0,
+    "max_train_recon": 1.0,
+}
+"""What a diverged seed counts as in the aggregates (worst value of each metric)."""
+
+AGGREGATED = tuple(DIVERGED_VALUE)
+CHECKPOINT_FILE = "population.pt"
+
+
+class TrialDiverged(RuntimeError):
+    """Every seed of the trial's population diverged: nothing finite to report."""
+
+
+@dataclass(frozen=True)
+class TrialSettings:
+    """What a study fixes for all its trials (the searched/swept values come in ``config``)."""
+
+    experiment: str = "ex-2.9.1"
+    hidden: int = 16
+    steps: int | None = None
+    stream: str = "hash"
+    dopesheet_csv: str | None = None  # base schedule (default: the experiment's)
+    space: Any = None  # tune.space.SearchSpace for searches
+    threads: int = 1
+    seeds: tuple[int, ...] | None = None  # searches: every trial trains the same seeds
+
+
+def aggregate(metrics: Mapping[str, np.ndarray], *, diverged: np.ndarray) -> dict[str, float]:
+    """Per-seed arrays -> finite scalars: ``<metric>_mean``, ``_std``, ``_q10`` for each metric."""
+    out: dict[str, float] = {}
+    for key in AGGREGATED:
+        if key not in metrics:
+            continue
+        values = np.asarray(metrics[key], dtype=np.float64).copy()
+        values[diverged | ~np.isfinite(values)] = DIVERGED_VALUE[key]
+        out[f"{key}_mean"] = float(values.mean())
+        out[f"{key}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+        out[f"{key}_q10"] = float(np.quantile(values, 0.1))
+    out["diverged_frac"] = float(np.mean(diverged))
+    if "collapsed" in metrics:
+        out["collapsed_frac"] = float(np.mean(np.asarray(metrics["collapsed"], dtype=bool)))
+    if "labels/n/red" in metrics:
+        out["labels/n/red_mean"] = float(np.mean(metrics["labels/n/red"]))
+    assert all(math.isfinite(v) for v in out.values()), out
+    return out
+
+
+def _experiment(settings: TrialSettings, config: Mapping[str, Any]) -> Any:
+    from excolor.config import ex_2_9_1
+    from excolor.dopesheet import Dopesheet, reference_dopesheet
+
+    hidden = settings.hidden
+    if settings.space is not None:  # a search: the searched parameters define the schedule
+        params = {k: v for k, v in config.items() if k in settings.space.distributions()}
+        sheet, searched_hidden = settings.space.apply(params)
+        hidden = searched_hidden or hidden
+    elif settings.dopesheet_csv is not None:
+        sheet = Dopesheet.parse(settings.dopesheet_csv, source="study dopesheet")
+    else:
+        sheet = reference_dopesheet()
+    scales = config.get("scale") or {}
+    if scales:  # a sweep: per-regularizer multipliers of the schedule
+        sheet = sheet.scaled(dict(scales))
+    if settings.steps is not None and settings.steps != sheet.length:
+        sheet = sheet.stretched(settings.steps)
+    return ex_2_9_1(hidden=int(hidden), dopesheet=sheet, stream=settings.stream)
+
+
+def train_trial(config: dict[str, Any], settings: TrialSettings = TrialSettings()) -> None:
+    """Tune function trainable (use ``tune.with_parameters(train_trial, settings=...)``)."""
+    import torch
+    from ray import tune
+
+    from excolor.train import PopulationTrainer
+
+    torch.set_num_threads(max(1, settings.threads))
+    seeds = [int(s) for s in (config["seeds"] if "seeds" in config else settings.seeds or ())]
+    experiment = _experiment(settings, config)
+    trainer = PopulationTrainer(experiment, seeds)
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as d:
+            trainer.load(os.path.join(d, CHECKPOINT_FILE))
+    trial_dir = Path(tune.get_context().get_trial_dir())
+    (trial_dir / "dopesheet.csv").write_text(experiment.dopesheet.to_csv())
+
+    def report(metrics: dict[str, Any], *, final: bool = False) -> None:
+        with tempfile.TemporaryDirectory() as d:
+            trainer.save(os.path.join(d, CHECKPOINT_FILE))
+            tune.report({**metrics, "step": trainer.step, "final": final}, checkpoint=tune.Checkpoint.from_directory(d))
+
+    def on_validation(step: int, metrics: dict[str, np.ndarray]) -> None:
+        diverged = ~trainer.alive[: trainer.n_models].cpu().numpy()
+        if diverged.all():
+            raise TrialDiverged(_diverged_reason(trainer, seeds))
+        # The score of the model so far: Tune wants every objective in every report, and it shows
+        # how the ablation score develops (final value: after the last step).
+        score, r = (v[: trainer.n_models] for v in trainer.ablation_scores())
+        report(aggregate({**metrics, "score": score, "ablated_r": r}, diverged=diverged))
+
+    trainer.run(report=on_validation)
+    final = trainer.final_metrics()
+    if final["diverged"].all():
+        raise TrialDiverged(_diverged_reason(trainer, seeds))
+    import pandas as pd
+
+    pd.DataFrame(final).to_csv(trial_dir / "seeds.csv", index=False)
+    per_seed = {k: [float(x) for x in final[k]] for k in ("seed", "score", "ablated_r", "val_recon", "val_anchor")}
+    report({**aggregate(final, diverged=final["diverged"]), "per_seed": per_seed}, final=True)
+
+
+def _diverged_reason(trainer: Any, seeds: list[int]) -> str:
+    steps = trainer.diverged_step[: trainer.n_models].cpu().numpy()
+    return (
+        f"all {len(seeds)} seeds diverged (non-finite loss or gradient; first at step {int(steps.min())}, "
+        f"last at step {int(steps.max())}): the schedule's lr or weights are too large"
+    )
