@@ -105,6 +105,13 @@ def _build_parser() -> argparse.ArgumentParser:
         q.add_argument("--cpus-per-trial", type=_positive_int, default=1, help="CPUs (and torch threads) per trial")
         q.add_argument("--max-concurrent", type=_positive_int, help="trials running at once (default: as many as fit)")
         q.add_argument("--max-failures", type=int, default=2, help="retries of a failed trial from its checkpoint")
+        q.add_argument(
+            "--checkpoint-every",
+            type=float,
+            default=10.0,
+            metavar="SECONDS",
+            help="checkpoint a trial's population at most this often (default: 10; always at the end)",
+        )
         if kind == "sweep":
             q.add_argument(
                 "--scale",

@@ -67,7 +67,10 @@ def run_study_command(args: argparse.Namespace) -> int:
         "cpus_per_trial": args.cpus_per_trial,
         "max_concurrent": args.max_concurrent,
         "max_failures": args.max_failures,
+        "checkpoint_every_s": args.checkpoint_every,
     }
+    if not args.checkpoint_every >= 0 or args.max_failures < 0:
+        raise UsageError("--checkpoint-every and --max-failures must be >= 0")
     if args.command == "sweep":
         from excolor.config import ex_2_9_1_regularizers
 

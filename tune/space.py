@@ -66,7 +66,23 @@ _MODEL_KEYS = ("hidden",)
 
 # Names end up as Optuna parameter names and as Ray result columns ("config/<name>").
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+
+
 # What a user meant as a number but YAML 1.1 read as text ("1e-4": no dot, or no exponent sign).
+class _Loader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that also reads 1e-4 and 1.0e35 as floats.
+
+    NOTE(space): PyYAML follows YAML 1.1, where a float needs a dot and a signed exponent, so the
+    natural ``low: 1e-4`` would be text; YAML 1.2 and users read it as a number.
+    """
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
 _LOOKS_NUMERIC = re.compile(r"\s*[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\s*")
 
 
@@ -355,7 +371,7 @@ def _parse(text: str, source: str, root: Path) -> SearchSpace:
         return SpaceError(reason, source=source, field=field)
 
     try:
-        doc = yaml.safe_load(text)
+        doc = yaml.load(text, Loader=_Loader)  # noqa: S506 -- a SafeLoader subclass
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -485,10 +501,7 @@ def _integer(raw: object, field: str, fail: _Fail) -> int:
 
 def _number(raw: object, field: str, fail: _Fail) -> float:
     if isinstance(raw, str) and _LOOKS_NUMERIC.fullmatch(raw):
-        # NOTE(space): YAML 1.1 (PyYAML) reads 1e-4 and 1.0e4 as strings; say so instead of "got a string".
-        raise fail(
-            field, f"expected a number, got the string {raw!r} (YAML reads it as text; write e.g. 0.0001 or 1.0e-4)"
-        )
+        raise fail(field, f"expected a number, got the string {raw!r} (quoted numbers are text in YAML)")
     if isinstance(raw, bool) or not isinstance(raw, (int, float)):
         raise fail(field, f"expected a number, got {_kind(raw)}")
     value = float(raw)

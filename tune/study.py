@@ -71,6 +71,7 @@ class StudySpec:
     cpus_per_trial: int = 1
     max_concurrent: int | None = None
     max_failures: int = 2
+    checkpoint_every_s: float = 10.0
 
     def record(self) -> dict[str, Any]:
         d = asdict(self)
@@ -120,6 +121,9 @@ def _init_ray(address: str | None, wandb_mode: str) -> None:
 
     os.environ["WANDB_MODE"] = wandb_mode if wandb_mode != "disabled" else "disabled"
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    # Ray's C++ core prints warnings such as "_WandbLoggingActor ... max_restarts" as errors on the
+    # terminal; its full logs stay in /tmp/ray/session_latest/logs. Set it yourself to see them.
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
     # Checkpoints after every validation make Tune warn about frequent snapshots; they are cheap here.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if ray.is_initialized():
@@ -166,8 +170,9 @@ def _progress_callback(total: int | None) -> Any:
             self.best = max(self.best, score)
             of = f"/{total}" if total else ""
             print(
-                f"[{self.finished}{of}] {trial.trial_id}: score {score:.4f}  recon {result.get('val_recon_mean', 0):.2e}"
-                f"  diverged {result.get('diverged_frac', 0):.0%}   best {self.best:.4f}",
+                f"[{self.finished}{of}] {trial.trial_id}: score {score:.4f}  "
+                f"recon {result.get('val_recon_mean', 0):.2e}  diverged {result.get('diverged_frac', 0):.0%}"
+                f"   best {self.best:.4f}",
                 file=sys.stderr,
                 flush=True,
             )
@@ -270,6 +275,7 @@ def run_study(spec: StudySpec, *, address: str | None = None, progress: bool = T
         space=trainable_space(spec) if spec.kind == "search" else None,
         threads=spec.cpus_per_trial,
         seeds=tuple(spec.seed_groups()[0]) if spec.kind == "search" else None,
+        checkpoint_every_s=spec.checkpoint_every_s,
     )
     trainable = tune.with_resources(tune.with_parameters(train_trial, settings=settings), {"cpu": spec.cpus_per_trial})
     tuner = _tuner(spec, directory, trainable, restore)

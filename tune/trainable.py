@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,7 @@ class TrialSettings:
     space: Any = None  # tune.space.SearchSpace for searches
     threads: int = 1
     seeds: tuple[int, ...] | None = None  # searches: every trial trains the same seeds
+    checkpoint_every_s: float = 10.0  # population checkpoints at most this often (and at the end)
 
 
 def aggregate(metrics: Mapping[str, np.ndarray], *, diverged: np.ndarray) -> dict[str, float]:
@@ -109,7 +111,7 @@ def train_trial(config: dict[str, Any], settings: TrialSettings = TrialSettings(
     from excolor.train import PopulationTrainer
 
     torch.set_num_threads(max(1, settings.threads))
-    seeds = [int(s) for s in (config["seeds"] if "seeds" in config else settings.seeds or ())]
+    seeds = [int(s) for s in config.get("seeds", settings.seeds or ())]
     experiment = _experiment(settings, config)
     trainer = PopulationTrainer(experiment, seeds)
     checkpoint = tune.get_checkpoint()
@@ -119,10 +121,23 @@ def train_trial(config: dict[str, Any], settings: TrialSettings = TrialSettings(
     trial_dir = Path(tune.get_context().get_trial_dir())
     (trial_dir / "dopesheet.csv").write_text(experiment.dopesheet.to_csv())
 
+    last_checkpoint = [time.monotonic()]
+
+    import ray
+
+    node_id = ray.get_runtime_context().get_node_id()
+
     def report(metrics: dict[str, Any], *, final: bool = False) -> None:
+        row = {**metrics, "step": trainer.step, "final": final, "node_id": node_id}
+        # A checkpoint costs a file write, a copy to storage and a Tune state snapshot: take one
+        # at most every CHECKPOINT_EVERY_S seconds, and always at the end.
+        if not final and time.monotonic() - last_checkpoint[0] < settings.checkpoint_every_s:
+            tune.report(row)
+            return
         with tempfile.TemporaryDirectory() as d:
             trainer.save(os.path.join(d, CHECKPOINT_FILE))
-            tune.report({**metrics, "step": trainer.step, "final": final}, checkpoint=tune.Checkpoint.from_directory(d))
+            tune.report(row, checkpoint=tune.Checkpoint.from_directory(d))
+        last_checkpoint[0] = time.monotonic()
 
     def on_validation(step: int, metrics: dict[str, np.ndarray]) -> None:
         diverged = ~trainer.alive[: trainer.n_models].cpu().numpy()

@@ -314,9 +314,9 @@ def test_random_params_always_give_a_valid_ordered_dopesheet() -> None:
         ("- base\n- values\n", "", "expected a mapping with keys base, values, times, model, got a list"),
         ("base: ex-2.9.1\n", "", "no parameters"),
         (
-            "base: ex-2.9.1\nvalues:\n  - {name: a, prop: lr, steps: [750], low: 1e-4, high: 0.3}\n",
+            "base: ex-2.9.1\nvalues:\n  - {name: a, prop: lr, steps: [750], low: '1e-4', high: 0.3}\n",
             "values[0].low",
-            "YAML reads it as text",
+            "quoted numbers are text",
         ),
     ],
 )
@@ -455,3 +455,11 @@ def test_direct_construction_rejects_empty_steps() -> None:
     with pytest.raises(SpaceError) as info:
         SearchSpace(reference_dopesheet(), values=(ValueParam("a", "lr", (), 0.01, 0.3),))
     assert info.value.field == "values[0].steps"
+
+
+def test_exponent_floats_are_numbers() -> None:
+    """Unquoted 1e-4 / 1.0e35 are floats (YAML 1.2), not PyYAML's YAML 1.1 strings."""
+    space = SearchSpace.parse(
+        "base: ex-2.9.1\nvalues:\n  - {name: a, prop: lr, steps: [750, 1425], low: 1e-3, high: 3.0E-1}\n"
+    )
+    assert (space.values[0].low, space.values[0].high) == (1e-3, 0.3)

@@ -1,0 +1,89 @@
+"""Ray Tune's overhead: the same work as an excolor study and as direct training, in one run.
+
+    python benchmarks/study_overhead.py                      # demo study and a 16 x 60 sweep
+    python benchmarks/study_overhead.py --only demo
+
+Direct training runs the same populations (same seeds, same schedule length, 1 thread each) in two
+worker processes, the parallelism the study gets from Ray on a 2-core machine. Overhead =
+(study wall − direct wall) / study wall, where the study wall includes starting Ray.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def _direct_worker(groups: list[list[int]]) -> None:
+    import torch
+
+    from excolor.config import ex_2_9_1
+    from excolor.train import PopulationTrainer
+
+    torch.set_num_threads(1)
+    for seeds in groups:
+        t = PopulationTrainer(ex_2_9_1(), seeds)
+        t.run()
+        t.final_metrics()
+
+
+def direct(trials: int, seeds_per_trial: int, same_seeds: bool) -> float:
+    groups = [
+        list(range(seeds_per_trial)) if same_seeds else list(range(i * seeds_per_trial, (i + 1) * seeds_per_trial))
+        for i in range(trials)
+    ]
+    halves = [groups[0::2], groups[1::2]]
+    ctx = mp.get_context("spawn")
+    start = time.perf_counter()
+    procs = [ctx.Process(target=_direct_worker, args=(h,)) for h in halves]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    return time.perf_counter() - start
+
+
+def study(args: list[str]) -> float:
+    storage = tempfile.mkdtemp(prefix="excolor-overhead-")
+    try:
+        start = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "tune.cli", *args, "--name", "bench", "--storage", storage, "--wandb", "disabled"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        return time.perf_counter() - start
+    finally:
+        shutil.rmtree(storage, ignore_errors=True)
+
+
+def compare(label: str, study_args: list[str], trials: int, seeds_per_trial: int, same_seeds: bool) -> None:
+    direct(2, 2, True)  # warm the page cache and imports
+    d = direct(trials, seeds_per_trial, same_seeds)
+    s = study(study_args)
+    print(
+        f"{label}: study {s:6.1f} s (Ray start included), direct {d:6.1f} s  ->  Ray overhead {(s - d) / s:5.1%} "
+        "of the study's wall time"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", choices=["demo", "sweep"])
+    args = parser.parse_args()
+    if args.only in (None, "demo"):
+        compare("demo search, 12 trials x 8 seeds", ["search", "--trials", "12", "--seeds", "0-7"], 12, 8, True)
+    if args.only in (None, "sweep"):
+        compare("sweep, 16 trials x 60 seeds", ["sweep", "--seeds", "0-959", "--seeds-per-trial", "60"], 16, 60, False)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,140 @@
+"""Killed drivers and lost nodes (slow: each starts its own Ray)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _finished(study: Path) -> int:
+    n = 0
+    for result in study.glob("*/result.json"):
+        lines = [ln for ln in result.read_text().splitlines() if ln.strip()]
+        n += bool(lines) and json.loads(lines[-1]).get("final", False)
+    return n
+
+
+def _cli(args: list[str]) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "disabled"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "tune.cli", *args],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def test_driver_killed_mid_study_then_rerun_completes_exactly(tmp_path: Path) -> None:
+    args = [
+        "search",
+        "--name",
+        "k",
+        "--storage",
+        str(tmp_path),
+        "--seeds",
+        "0-3",
+        "--trials",
+        "6",
+        "--steps",
+        "600",
+        "--wandb",
+        "disabled",
+        "--checkpoint-every",
+        "0",
+    ]
+    study = tmp_path / "k"
+    first = _cli(args)
+    deadline = time.monotonic() + 240
+    while _finished(study) < 2 and time.monotonic() < deadline and first.poll() is None:
+        time.sleep(0.5)
+    assert first.poll() is None, first.stdout.read() if first.stdout else ""
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    assert 2 <= _finished(study) < 6
+    second = _cli(args)
+    out, _ = second.communicate(timeout=400)
+    assert second.returncode == 0, out
+    assert "resuming" in out
+    storage = JournalStorage(JournalFileBackend(str(study / "optuna.journal")))
+    trials = optuna.load_study(study_name="k", storage=storage).get_trials(deepcopy=False)
+    states = [t.state.name for t in trials]
+    assert states.count("COMPLETE") == 6 and "RUNNING" not in states, states
+    assert _finished(study) == 6
+    assert len([p for p in study.iterdir() if (p / "params.json").exists()]) == 6
+
+
+def test_lost_node_trial_resumes_from_checkpoint_and_trials_spread(tmp_path: Path) -> None:
+    import ray
+    from ray.cluster_utils import Cluster
+
+    from tune.study import StudySpec, run_study
+
+    if ray.is_initialized():
+        ray.shutdown()
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "object_store_memory": 100 * 2**20})
+    workers = [cluster.add_node(num_cpus=1, object_store_memory=100 * 2**20) for _ in range(3)]
+    cluster.wait_for_nodes()
+    try:
+        spec = StudySpec(
+            kind="sweep",
+            name="nodes",
+            storage=str(tmp_path),
+            seeds=tuple(range(8)),
+            seeds_per_trial=2,
+            steps=1501,
+            wandb="disabled",
+            max_failures=3,
+            checkpoint_every_s=0.0,
+            max_concurrent=2,
+        )
+        study = tmp_path / "nodes"
+        box: dict = {}
+        thread = threading.Thread(
+            target=lambda: box.setdefault("r", run_study(spec, address=cluster.address, progress=False))
+        )
+        thread.start()
+        # Wait until a trial has checkpointed past its first validation, then remove its node.
+        victim, deadline = None, time.monotonic() + 240
+        while victim is None and time.monotonic() < deadline:
+            for result in study.glob("*/result.json"):
+                lines = [json.loads(ln) for ln in result.read_text().splitlines() if ln.strip()]
+                if lines and not lines[-1]["final"] and lines[-1]["step"] >= 450:
+                    victim = lines[-1]["node_id"]
+                    break
+            time.sleep(0.2)
+        assert victim is not None
+        node = next(w for w in workers if w.node_id == victim)
+        cluster.remove_node(node)
+        thread.join(timeout=400)
+        assert not thread.is_alive()
+        results = box["r"]
+        assert len(results) == 4 and not results.errors
+        nodes, restored = set(), 0
+        for result in study.glob("*/result.json"):
+            rows = [json.loads(ln) for ln in result.read_text().splitlines() if ln.strip()]
+            assert rows[-1]["final"]
+            nodes |= {r["node_id"] for r in rows}
+            # a trial restored from a checkpoint starts counting iterations since restore again
+            restored += any(r["iterations_since_restore"] < r["training_iteration"] for r in rows)
+        assert len(nodes) >= 2
+        assert restored >= 1
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
