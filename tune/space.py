@@ -371,7 +371,7 @@ def _parse(text: str, source: str, root: Path) -> SearchSpace:
         return SpaceError(reason, source=source, field=field)
 
     try:
-        doc = yaml.load(text, Loader=_Loader)
+        doc = yaml.load(text, Loader=_Loader)  # a yaml.SafeLoader subclass: no arbitrary objects
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark is not None else None
