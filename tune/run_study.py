@@ -12,10 +12,13 @@ __all__ = ["run_study_command", "status_command"]
 
 
 def _storage(text: str) -> str:
-    if "://" in text:
-        if not text.startswith(("s3://", "gs://", "file://")):
-            raise UsageError(f"--storage: unsupported URI {text!r}; use a path, s3://, gs:// or file://")
-        return text
+    if text.startswith("file://"):
+        text = text[len("file://") :]
+    elif "://" in text:
+        raise UsageError(
+            f"--storage {text!r}: cloud URIs are not supported yet; use a directory that every node of the "
+            "cluster sees at the same path (e.g. an NFS or EFS mount)"
+        )
     path = Path(text).expanduser().resolve()
     if path.exists() and not path.is_dir():
         raise UsageError(f"--storage {path} exists and is not a directory")
@@ -103,8 +106,7 @@ def run_study_command(args: argparse.Namespace) -> int:
         )
         objectives = [(OBJECTIVE_METRIC[o], OBJECTIVES[o]) for o in names]
     run_study(spec, address=_address(args.address))
-    if "://" not in spec.storage:
-        print(summary(read_status(Path(spec.storage) / spec.name), objectives))
+    print(summary(read_status(Path(spec.storage) / spec.name), objectives))
     return 0
 
 

@@ -142,6 +142,7 @@ def test_diverging_trials_fail_with_reason_and_leave_nothing_running(ray_session
         (["--address", "nohost"], "--address"),
         (["--name", "a/b"], "--name"),
         (["--steps", "1"], "--steps"),
+        (["--storage", "s3://bucket/studies"], "cloud URIs are not supported"),
     ],
 )
 def test_sweep_rejects_bad_input_and_writes_nothing(tmp_path: Path, capsys, extra: list[str], message: str) -> None:
