@@ -132,6 +132,16 @@ def _build_parser() -> argparse.ArgumentParser:
             q.add_argument("--sampler", choices=["tpe", "nsga2", "gp", "random"], default="tpe")
             q.add_argument("--sampler-seed", type=int, default=0)
 
+    cl = sub.add_parser("cluster", help="a multi-node Ray cluster on this machine (ray start), for trying --address")
+    cl_sub = cl.add_subparsers(dest="action", required=True, metavar="ACTION")
+    up = cl_sub.add_parser("up", help="start a head node and N worker nodes")
+    up.add_argument("--workers", type=_positive_int, default=2)
+    up.add_argument("--cpus-per-worker", type=_positive_int, default=1)
+    up.add_argument("--object-store-mb", type=_positive_int, default=100)
+    up.add_argument("--port", type=_positive_int, default=6390)
+    down = cl_sub.add_parser("down", help="stop exactly the processes `cluster up` started")
+    down.add_argument("--port", type=_positive_int, default=6390)
+
     st = sub.add_parser("status", help="trials done/running/failed, best score and Pareto front of a study")
     st.add_argument("study", type=Path, help="study directory (STORAGE/NAME)")
     return parser
@@ -147,6 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from tune.run_study import run_study_command
 
             return run_study_command(args)
+        if args.command == "cluster":
+            return _cluster(args)
         if args.command == "status":
             from tune.run_study import status_command
 
@@ -159,6 +171,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     parser.error(f"unknown command {args.command}")
     return EXIT_USAGE
+
+
+def _cluster(args: argparse.Namespace) -> int:
+    from tune.local_cluster import cluster_down, cluster_up
+
+    if args.action == "up":
+        info = cluster_up(
+            workers=args.workers,
+            cpus_per_worker=args.cpus_per_worker,
+            port=args.port,
+            object_store_mb=args.object_store_mb,
+        )
+        print(
+            f"local Ray cluster up: head {info.address} (no trial CPUs) + {info.workers} worker nodes x "
+            f"{info.cpus_per_worker} CPU; logs in {info.temp_dir}"
+        )
+        print(
+            f"run studies on it with --address {info.address}; stop it with `excolor cluster down --port {info.port}`"
+        )
+        return 0
+    n = cluster_down(port=args.port)
+    print(
+        f"stopped {n} processes of the local cluster on port {args.port}"
+        if n
+        else f"no local cluster runs on port {args.port}"
+    )
+    return 0
 
 
 def _train(args: argparse.Namespace) -> int:

@@ -87,45 +87,57 @@ def study_dir(spec: StudySpec) -> Path:
     return Path(spec.storage) / spec.name
 
 
-def _check_or_write_record(spec: StudySpec, directory: Path) -> bool:
-    """Write study.json for a new study, or check that an existing one asks for the same study.
-
-    Returns True when the study exists (resume)."""
+def _existing_record(spec: StudySpec, directory: Path) -> bool:
+    """Check that an existing study asks for the same thing; True if the study exists (resume)."""
     path = directory / STUDY_FILE
+    if not path.exists():
+        if directory.exists() and any(directory.iterdir()):
+            raise UsageError(f"{directory} exists and is not an excolor study (no {STUDY_FILE}); use another --name")
+        return False
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise UsageError(f"{path} is unreadable ({err}); refusing to touch this directory") from None
     record = spec.record()
-    if path.exists():
-        try:
-            old = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as err:
-            raise UsageError(f"{path} is unreadable ({err}); refusing to touch this directory") from None
-        ignored = {"space", "wandb", "max_concurrent"}  # may change between runs of the same study
-        diffs = [k for k in record if k not in ignored and json.dumps(old.get(k)) != json.dumps(record[k])]
-        if diffs:
-            shown = ", ".join(f"{k}: {old.get(k)!r} -> {record[k]!r}" for k in diffs[:4])
-            raise UsageError(
-                f"{directory} already holds a different study ({shown}); use another --name, or rerun "
-                "the original command to resume it"
-            )
-        return True
-    if directory.exists() and any(directory.iterdir()):
-        raise UsageError(f"{directory} exists and is not an excolor study (no {STUDY_FILE}); use another --name")
+    ignored = {"space", "wandb", "max_concurrent", "checkpoint_every_s"}  # may change between runs
+    diffs = [k for k in record if k not in ignored and json.dumps(old.get(k)) != json.dumps(record[k])]
+    if diffs:
+        shown = ", ".join(f"{k}: {old.get(k)!r} -> {record[k]!r}" for k in diffs[:4])
+        raise UsageError(
+            f"{directory} already holds a different study ({shown}); use another --name, or rerun "
+            "the original command to resume it"
+        )
+    return True
+
+
+def _write_record(spec: StudySpec, directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
+    path = directory / STUDY_FILE
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record, indent=2))
+    tmp.write_text(json.dumps(spec.record(), indent=2))
     os.replace(tmp, path)
-    return False
 
 
-def _init_ray(address: str | None, wandb_mode: str) -> None:
-    import ray
-
-    os.environ["WANDB_MODE"] = wandb_mode if wandb_mode != "disabled" else "disabled"
+def _prepare_environment(address: str | None, wandb_mode: str) -> None:
+    """Environment for Ray and W&B, set before Ray is imported (Ray reads it at import time) and
+    inherited by every trial process."""
+    os.environ["WANDB_MODE"] = wandb_mode
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    # Checkpoints after every validation make Tune warn about frequent snapshots; they are cheap here.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     # Ray's C++ core prints warnings such as "_WandbLoggingActor ... max_restarts" as errors on the
     # terminal; its full logs stay in /tmp/ray/session_latest/logs. Set it yourself to see them.
     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
-    # Checkpoints after every validation make Tune warn about frequent snapshots; they are cheap here.
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    token = Path.home() / ".ray" / "auth_token"
+    if address and "RAY_AUTH_MODE" not in os.environ and "RAY_AUTH_TOKEN" not in os.environ and token.exists():
+        # A cluster started with token auth (Ray 2.60's default, and `excolor cluster up`) needs the
+        # driver in token mode too; Ray reads the token from ~/.ray/auth_token. It is never printed.
+        os.environ["RAY_AUTH_MODE"] = "token"
+
+
+def _init_ray(address: str | None) -> None:
+    import ray
+
     if ray.is_initialized():
         return
     try:
@@ -262,12 +274,15 @@ def trainable_space(spec: StudySpec) -> Any:
 
 def run_study(spec: StudySpec, *, address: str | None = None, progress: bool = True) -> Any:
     """Start or resume the study; returns Tune's ResultGrid."""
+    _prepare_environment(address, spec.wandb)
     from ray import tune
 
     directory = study_dir(spec)
-    exists = _check_or_write_record(spec, directory)
+    exists = _existing_record(spec, directory)
     restore = exists and tune.Tuner.can_restore(str(directory))
-    _init_ray(address, spec.wandb)
+    _init_ray(address)  # before writing anything: an unreachable cluster leaves no trace
+    if not exists:
+        _write_record(spec, directory)
     settings = TrialSettings(
         hidden=spec.hidden,
         steps=spec.steps,

@@ -138,3 +138,71 @@ def test_lost_node_trial_resumes_from_checkpoint_and_trials_spread(tmp_path: Pat
     finally:
         ray.shutdown()
         cluster.shutdown()
+
+
+def test_local_cluster_search_survives_a_lost_worker_node(tmp_path: Path) -> None:
+    """The commands users run: `excolor cluster up`, a search with --address, one worker node
+    killed mid-study, the study completes on the others, `excolor cluster down` leaves nothing."""
+    from tune.local_cluster import cluster_processes, worker_raylets
+
+    port = 6397
+    up = subprocess.run(
+        [sys.executable, "-m", "tune.cli", "cluster", "up", "--workers", "3", "--port", str(port)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+    )
+    assert up.returncode == 0, up.stderr
+    try:
+        study = tmp_path / "c"
+        search = _cli(
+            [
+                "search",
+                "--name",
+                "c",
+                "--storage",
+                str(tmp_path),
+                "--seeds",
+                "0-3",
+                "--trials",
+                "6",
+                "--steps",
+                "900",
+                "--wandb",
+                "disabled",
+                "--checkpoint-every",
+                "0",
+                "--max-failures",
+                "3",
+                "--address",
+                f"127.0.0.1:{port}",
+            ]
+        )
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and not any(
+            len(r.read_text().splitlines()) >= 3 for r in study.glob("*/result.json")
+        ):
+            time.sleep(0.3)
+        raylets = worker_raylets(port)
+        assert len(raylets) == 3
+        os.kill(raylets[0], signal.SIGKILL)  # lose a worker node mid-study
+        out, _ = search.communicate(timeout=600)
+        assert search.returncode == 0, out
+        storage = JournalStorage(JournalFileBackend(str(study / "optuna.journal")))
+        states = [t.state.name for t in optuna.load_study(study_name="c", storage=storage).get_trials()]
+        assert states.count("COMPLETE") == 6 and "RUNNING" not in states, states
+        nodes = set()
+        for result in study.glob("*/result.json"):
+            nodes |= {json.loads(ln)["node_id"] for ln in result.read_text().splitlines() if ln.strip()}
+        assert len(nodes) >= 2
+    finally:
+        down = subprocess.run(
+            [sys.executable, "-m", "tune.cli", "cluster", "down", "--port", str(port)],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            capture_output=True,
+            text=True,
+        )
+    assert down.returncode == 0
+    assert not cluster_processes(port)

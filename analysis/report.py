@@ -1,0 +1,556 @@
+"""A study's report: report.md (+ PNGs), a self-contained report.html, best_model_table.tex, pareto.csv.
+
+The report is assembled once as a list of blocks (headings, paragraphs, bullet lists, tables,
+figures) and rendered twice: Markdown that links ``figures/*.png`` beside it, and HTML with every
+image embedded as base64, so the one file can be mailed or opened on a machine without the study.
+
+Contents: the study summary (kind, trials by state, seeds, steps, objectives), failed trials and
+their reasons, the Pareto front over the study's objectives with ranks, hypervolume and seed
+attainment, the hand schedule's place, the plots, the §9.10 original-rule front for sweeps of the
+hand schedule only, and the best model's named-colour table (science.md §10.1 layout) and
+error-vs-similarity correlations. A study with no finished trial gets an honest short report.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from analysis import plots
+from analysis.errors import AnalysisError
+from analysis.models import evaluate_model, load_population
+from analysis.pareto import DEFAULT_REFERENCE
+from analysis.results import STATES, Study, load_study
+from analysis.tables import (
+    OBJECTIVE_COLUMNS,
+    BestModel,
+    FrontSummary,
+    all_hand_sweep,
+    best_model_choice,
+    front_summary,
+    original_rule,
+)
+
+__all__ = ["REFERENCE_FRONT", "ReportPaths", "format_table", "front_table", "write_report"]
+
+REFERENCE_FRONT = (22, 60)
+"""The Ex 2.9.1 notebook's §9.10 front: 22 of its 60 seeds (science.md §10.1)."""
+
+_MAX_SCHEDULES = 8  # front trials drawn over the hand schedule; more is unreadable
+_MAX_FAILED = 20
+_METHODS = ("ablated", "pruned", "suppression")
+
+
+@dataclass(frozen=True)
+class ReportPaths:
+    """Where ``write_report`` put things. ``latex`` is None when no model could be evaluated."""
+
+    directory: Path
+    markdown: Path
+    html: Path
+    pareto_csv: Path
+    latex: Path | None
+    figures: tuple[Path, ...]
+
+
+# --------------------------------------------------------------------------------- a tiny document
+
+
+@dataclass
+class _Table:
+    frame: pd.DataFrame  # cells already formatted as strings
+    swatches: list[str] | None = None  # one hex colour per row, shown as a first column in HTML
+
+
+@dataclass
+class _Figure:
+    name: str
+    png: bytes
+    caption: str
+
+
+@dataclass
+class _Document:
+    title: str
+    blocks: list[tuple[str, Any]] = field(default_factory=list)
+
+    def heading(self, text: str, level: int = 2) -> None:
+        self.blocks.append(("heading", (level, text)))
+
+    def para(self, text: str) -> None:
+        self.blocks.append(("para", text))
+
+    def bullets(self, items: Sequence[str]) -> None:
+        self.blocks.append(("bullets", list(items)))
+
+    def table(self, frame: pd.DataFrame, swatches: list[str] | None = None) -> None:
+        self.blocks.append(("table", _Table(frame, swatches)))
+
+    def figure(self, name: str, fig: Figure, caption: str) -> None:
+        self.blocks.append(("figure", _Figure(name, plots.png_bytes(fig), caption)))
+
+    def figures(self) -> list[_Figure]:
+        return [b for kind, b in self.blocks if kind == "figure"]
+
+    def markdown(self) -> str:
+        out = [f"# {self.title}", ""]
+        for kind, block in self.blocks:
+            if kind == "heading":
+                out += [f"{'#' * block[0]} {block[1]}", ""]
+            elif kind == "para":
+                out += [block, ""]
+            elif kind == "bullets":
+                out += [f"- {item}" for item in block] + [""]
+            elif kind == "table":
+                out += [_markdown_table(block.frame), ""]
+            elif kind == "figure":
+                out += [f"![{block.caption}](figures/{block.name}.png)", "", f"*{block.caption}*", ""]
+        return "\n".join(out)
+
+    def html(self) -> str:
+        body = [f"<h1>{html.escape(self.title)}</h1>"]
+        for kind, block in self.blocks:
+            if kind == "heading":
+                body.append(f"<h{block[0]}>{html.escape(block[1])}</h{block[0]}>")
+            elif kind == "para":
+                body.append(f"<p>{html.escape(block)}</p>")
+            elif kind == "bullets":
+                body.append("<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in block) + "</ul>")
+            elif kind == "table":
+                body.append(_html_table(block))
+            elif kind == "figure":
+                data = base64.b64encode(block.png).decode("ascii")
+                body.append(
+                    f'<figure><img alt="{html.escape(block.caption)}" src="data:image/png;base64,{data}">'
+                    f"<figcaption>{html.escape(block.caption)}</figcaption></figure>"
+                )
+        return _HTML_PAGE.format(title=html.escape(self.title), body="\n".join(body))
+
+
+_HTML_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }}
+table {{ border-collapse: collapse; margin: 0.8em 0; font-size: 0.85em; }}
+th, td {{ border: 1px solid #ccc; padding: 3px 7px; text-align: right; }}
+th {{ background: #f2f2f2; }} td:first-child, th:first-child {{ text-align: left; }}
+td.swatch {{ width: 1.6em; border: 1px solid #888; }}
+img {{ max-width: 100%; }} figure {{ margin: 1em 0; }} figcaption {{ font-size: 0.85em; color: #555; }}
+</style></head>
+<body>
+{body}
+</body></html>
+"""
+
+
+def _markdown_table(frame: pd.DataFrame) -> str:
+    def cell(v: Any) -> str:
+        return str(v).replace("|", "\\|").replace("\n", " ")
+
+    header = "| " + " | ".join(cell(c) for c in frame.columns) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    rows = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *rows])
+
+
+def _html_table(table: _Table) -> str:
+    frame = table.frame
+    head = ("<th></th>" if table.swatches else "") + "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    rows = []
+    for i, row in enumerate(frame.itertuples(index=False)):
+        swatch = f'<td class="swatch" style="background:{table.swatches[i]}"></td>' if table.swatches else ""
+        rows.append("<tr>" + swatch + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+# --------------------------------------------------------------------------------- formatting
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    """Numbers to ``digits`` significant digits; missing values as an en dash."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return "–"
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else ""
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        return "–" if math.isnan(value) else f"{float(value):.{digits}g}"
+    if isinstance(value, tuple):
+        return _seed_ranges(value)
+    return str(value)
+
+
+def _fixed(value: float, decimals: int = 9) -> str:
+    """§10.1's fixed-point style with a true minus sign."""
+    text = f"{value:.{decimals}f}"
+    if text.startswith("-"):
+        return text[1:] if float(text) == 0 else "−" + text[1:]
+    return text
+
+
+def _seed_ranges(seeds: Sequence[Any]) -> str:
+    """(0, 1, 2, 5) -> '0–2, 5'."""
+    values = sorted(int(s) for s in seeds)
+    if not values:
+        return "–"
+    parts, start, prev = [], values[0], values[0]
+    for v in [*values[1:], None]:
+        if v is not None and v == prev + 1:
+            prev = v
+            continue
+        parts.append(str(start) if start == prev else f"{start}–{prev}")
+        if v is not None:
+            start = prev = v
+    return ", ".join(parts)
+
+
+def _hex(rgb: Sequence[float]) -> str:
+    return "#" + "".join(f"{round(float(c) * 255):02x}" for c in rgb)
+
+
+# --------------------------------------------------------------------------------- tables
+
+
+def _varying_config(frame: pd.DataFrame, limit: int = 10) -> list[str]:
+    out = []
+    for c in frame.columns:
+        if str(c).startswith("config/") and frame[c].map(repr).nunique() > 1:
+            out.append(c)
+    return out[:limit]
+
+
+def front_table(summary: FrontSummary, /, *, rows: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The front (or ``rows``) as a plain table: identity, objectives, robustness, varying config.
+
+    Columns: ``trial_id``, ``hand``, ``pareto_rank``, the objective columns, ``score_std``,
+    ``diverged_frac``, ``seed_attainment``, ``n_seeds``, then the ``config/*`` columns that differ
+    between done trials. Values are raw (unformatted), for CSV.
+    """
+    frame = summary.front if rows is None else rows
+    columns = ["trial_id", "hand", "pareto_rank", *summary.columns]
+    columns += [c for c in ("score_std", "diverged_frac", "seed_attainment", "n_seeds") if c not in columns]
+    columns += _varying_config(summary.done)
+    columns = [c for c in dict.fromkeys(columns) if c in frame.columns]
+    return frame[columns].reset_index(drop=True)
+
+
+def format_table(frame: pd.DataFrame, /) -> pd.DataFrame:
+    """Every cell as display text (4 significant digits, '–' for missing), ``config/`` dropped from names."""
+    out = frame.copy().astype(object)
+    for c in out.columns:
+        out[c] = [_fmt(v) for v in frame[c]]
+    out.columns = [str(c).removeprefix("config/") for c in out.columns]
+    return out
+
+
+# --------------------------------------------------------------------------------- sections
+
+
+def _summary_section(doc: _Document, study: Study) -> None:
+    r = study.record
+    counts = study.counts()
+    requested = r.get("trials") if study.kind == "search" else None
+    states = ", ".join(f"{counts[s]} {s}" for s in STATES) + (f" (of {requested} requested)" if requested else "")
+    steps = r.get("steps")
+    items = [
+        f"kind: {study.kind}",
+        f"directory: {study.directory}",
+        f"trials: {len(study.trials)} — {states}",
+        f"seeds: {len(r.get('seeds') or ())} ({_seed_ranges(r.get('seeds') or ())}), {r.get('seeds_per_trial')} per trial",
+        f"steps: {steps if steps else '1501 (the full Ex 2.9.1 schedule)'}",
+        f"hidden width: {r.get('hidden')}" + (" (searched per trial)" if study.kind == "search" else ""),
+        "objectives: " + ", ".join(f"{o.name} ({o.label})" for o in study.objectives),
+    ]
+    if study.kind == "search":
+        items.append(f"sampler: {r.get('sampler')} (seed {r.get('sampler_seed')})")
+    if r.get("scales"):
+        items.append("scales: " + "; ".join(f"{n} × {', '.join(_fmt(v) for v in vals)}" for n, vals in r["scales"]))
+    if study.optuna is not None and len(study.optuna):
+        found = study.optuna["state"].value_counts()
+        items.append("Optuna journal: " + ", ".join(f"{k.lower()} {v}" for k, v in sorted(found.items())))
+    doc.heading("Study")
+    doc.bullets(items)
+    for note in study.notes:
+        doc.para(f"Note: {note}")
+    failed = study.trials[study.trials["state"] == "failed"]
+    if len(failed):
+        doc.heading("Failed trials", 3)
+        shown = failed.head(_MAX_FAILED)
+        doc.table(pd.DataFrame({"trial": shown["trial_id"], "reason": shown["error"].fillna("failed")}))
+        if len(failed) > _MAX_FAILED:
+            doc.para(f"… and {len(failed) - _MAX_FAILED} more failed trials.")
+
+
+def _pareto_section(doc: _Document, study: Study, summary: FrontSummary) -> None:
+    doc.heading("Pareto front")
+    n = len(summary.done)
+    objectives = ", ".join(o.label for o in summary.objectives)
+    doc.para(f"Front over {objectives}: {len(summary.front)} of {n} done trials are non-dominated.")
+    if summary.invalid:
+        doc.para(
+            f"Left out of the front for a NaN or infinite objective: {', '.join(summary.invalid)} "
+            "(the moocore-based front excludes such rows; the §9.10 rule would keep them)."
+        )
+    bounds = "; ".join(
+        f"{o.column} in [{_fmt(lo)}, {_fmt(hi)}]"
+        for o, lo, hi in zip(summary.objectives, summary.bounds[0], summary.bounds[1])
+    )
+    doc.para(
+        f"Hypervolume: {summary.hypervolume:.4f} (objectives normalised to [0, 1] per objective, 0 = best "
+        f"and 1 = worst of the done trials: {bounds}; reference point {DEFAULT_REFERENCE} in every normalised "
+        f"objective, so the largest possible value is {DEFAULT_REFERENCE ** len(summary.objectives):.4g})."
+    )
+    doc.table(format_table(front_table(summary)))
+    doc.para(
+        "pareto_rank: 0 = non-dominated, 1 = non-dominated once rank 0 is removed, …; seed_attainment: the "
+        "fraction of the trial's seeds on which it is non-dominated among all trials trained on that seed."
+    )
+    hand = summary.hand()
+    if hand.empty:
+        doc.para("Hand schedule: no finished hand-schedule trial in this study.")
+    else:
+        for _, row in hand.iterrows():
+            place = "on the front" if row["on_front"] else f"dominated by {row['dominated_by']} of {n} trials"
+            doc.para(
+                f"Hand schedule (trial {row['trial_id']}): Pareto rank {row['pareto_rank']} ({place}); "
+                + ", ".join(f"{c} {_fmt(row[c])}" for c in summary.columns)
+                + f"; seed attainment {_fmt(row['seed_attainment'])}."
+            )
+
+
+def _plots_section(doc: _Document, study: Study, summary: FrontSummary) -> None:
+    done = summary.done
+    if done.empty:
+        return
+    doc.heading("Plots")
+    doc.figure(
+        "score_vs_recon",
+        plots.score_recon_figure(
+            done["val_recon_mean"].to_numpy(dtype=float),
+            done["score_mean"].to_numpy(dtype=float),
+            front=done["on_front"].to_numpy(),
+            hand=done["hand"].astype(bool).to_numpy(),
+        ),
+        "Mean score vs mean reconstruction error per trial; red: Pareto front, star: hand schedule.",
+    )
+    columns = [c for c in OBJECTIVE_COLUMNS if c in done.columns and done[c].notna().any()]
+    if len(columns) >= 2:
+        doc.figure(
+            "objectives_matrix",
+            plots.scatter_matrix_figure(
+                done[columns].to_numpy(dtype=float),
+                names=columns,
+                front=done["on_front"].to_numpy(),
+                hand=done["hand"].astype(bool).to_numpy(),
+            ),
+            "All objectives pairwise (front over the study's objectives in red).",
+        )
+    doc.figure(
+        "hypervolume_history",
+        plots.hypervolume_figure(summary.history),
+        "Hypervolume of the trials finished so far, in completion order (same normalisation as above).",
+    )
+    sheets = {}
+    for _, row in summary.front.sort_values("score_mean", ascending=False).head(_MAX_SCHEDULES).iterrows():
+        sheet = study.dopesheet(str(row["trial_id"]))
+        if sheet is not None:
+            sheets[f"{row['trial_id']} ({_fmt(row['score_mean'], 3)})"] = sheet
+    doc.figure(
+        "schedules",
+        plots.schedules_figure(study.hand_dopesheet(), sheets=sheets),
+        f"Schedules of the front's trials (up to {_MAX_SCHEDULES}, by mean score) over the hand schedule (dashed).",
+    )
+
+
+def _original_rule_section(doc: _Document, study: Study) -> None:
+    seeds = study.seeds
+    doc.heading("Original selection rule (§9.10) over all seeds")
+    try:
+        rule = original_rule(seeds)
+    except AnalysisError as err:
+        doc.para(f"Not applicable: {err}")
+        return
+    n, m = len(rule.front), len(rule.rows)
+    best = rule.best
+    doc.para(
+        f"front size under the original rule: {n} of {m} seeds "
+        f"(the reference notebook found {REFERENCE_FRONT[0]} of {REFERENCE_FRONT[1]}). "
+        "Minimise val_recon, val_anchor, val_anti-anchor; maximise score; ties and NaN rows kept."
+    )
+    nan_rows = int(rule.rows[["score", "val_recon", "val_anchor", "val_anti-anchor"]].isna().any(axis=1).sum())
+    if nan_rows:
+        doc.para(f"{nan_rows} seed(s) have a NaN objective and are on this front by the rule's construction.")
+    doc.para(f"Best seed (largest score on that front): seed {int(best['seed'])}, score {best['score']:.4f}.")
+    columns = [c for c in ("score", "val_recon", "val_anchor", "val_anti-anchor", "labels/n/red", "val_loss",
+                           "runtime_s") if c in seeds.columns]
+    stats = seeds[columns].astype(float).agg(["min", "max", "mean", "std"])
+    doc.table(pd.concat([pd.Series(stats.index, name="stat"), stats.reset_index(drop=True).map(_fmt)], axis=1))
+    top = seeds.sort_values("score", ascending=False, kind="stable").head(5)
+    top_cols = ["seed", *columns]
+    frame = top[top_cols].copy().astype(object)
+    for c in top_cols:
+        frame[c] = [_fmt(v) for v in top[c]]
+    frame.insert(1, "on front", ["yes" if i in rule.front.index else "" for i in top.index])
+    doc.para("Top five seeds by score:")
+    doc.table(frame)
+    doc.figure(
+        "seeds_score_vs_recon",
+        plots.score_recon_figure(
+            seeds["val_recon"].to_numpy(dtype=float),
+            seeds["score"].to_numpy(dtype=float),
+            front=seeds.index.isin(rule.front.index),
+            xlabel="val_recon",
+            ylabel="score",
+            title="Per seed: score vs reconstruction (§9.10 front)",
+        ),
+        "One point per seed; red: the §9.10 front over (val_recon, val_anchor, val_anti-anchor, score).",
+    )
+
+
+def _color_table(table: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """§10.1's layout: colour, baseline MSE, then the increase in MSE per method (9 decimals)."""
+    frame = pd.DataFrame({"colour": table["name"], "baseline": [_fixed(v) for v in table["baseline"]]})
+    for method in _METHODS:
+        if f"{method}-delta" in table.columns:
+            frame[f"Δ {method}"] = [_fixed(v) for v in table[f"{method}-delta"]]
+    return frame, [_hex(rgb) for rgb in table["rgb"]]
+
+
+def _best_model_section(doc: _Document, study: Study, choice: BestModel | None, out: Path) -> Path | None:
+    doc.heading("Best model")
+    if choice is None:
+        doc.para("No per-seed results (seeds.csv) among the done trials: no model to show.")
+        return None
+    row = choice.seed_row
+    metrics = ", ".join(
+        f"{c} {_fmt(row[c])}" for c in ("score", "ablated_r", "val_recon", "val_anchor", "val_anti-anchor",
+                                        "labels/n/red") if c in row.index
+    )
+    doc.para(f"Trial {choice.trial_id}, seed {choice.seed} ({choice.reason}): {metrics}.")
+    path = study.checkpoint(choice.trial_id)
+    if path is None:
+        doc.para("This trial kept no checkpoint: the colour table and scatter plots need the trained model.")
+        return None
+    trial = study.trials[study.trials["trial_id"] == choice.trial_id].iloc[0]
+    hidden = trial.get("config/hidden")
+    hidden = int(hidden) if isinstance(hidden, (int, float, np.integer, np.floating)) and not pd.isna(hidden) else None
+    try:
+        checkpoint = load_population(path, hidden=hidden or study.record.get("hidden"))
+        if choice.seed not in checkpoint.seeds:
+            raise AnalysisError(f"checkpoint {path} holds seeds {checkpoint.seeds}, not seed {choice.seed}")
+    except AnalysisError as err:
+        doc.para(f"The model could not be rebuilt: {err}")
+        return None
+    if checkpoint.step is not None and "step" in trial.index and not pd.isna(trial["step"]):
+        if int(checkpoint.step) != int(trial["step"]):
+            doc.para(f"Note: the latest checkpoint is at step {checkpoint.step}, the final report at {trial['step']}.")
+    model = checkpoint.population.module(checkpoint.seeds.index(choice.seed))
+    evaluation = evaluate_model(model)
+    frame, swatches = _color_table(evaluation.table)
+    doc.para(
+        "Per named colour (12 hues, 5 greys): baseline MSE and the increase in MSE after each method "
+        "(ablating or pruning latent axis 0, or suppressing it), as in science.md §10.1."
+    )
+    doc.table(frame, swatches)
+    doc.figure(
+        "color_errors",
+        plots.color_error_figure(evaluation.table, title=f"Per-colour error, trial {choice.trial_id} seed {choice.seed}"),
+        "Reconstruction error per named colour: baseline and after each method.",
+    )
+    corr = evaluation.correlations
+    doc.table(
+        pd.DataFrame(
+            {
+                "method": corr["plan"],
+                "similarity power": [_fmt(v) for v in corr["power"]],
+                "r": [f"{v:+.4f}" for v in corr["r"]],
+                "R²": [f"{v:.4f}" for v in corr["r2"]],
+                "p": [_fmt(v) for v in corr["p"]],
+            }
+        )
+    )
+    doc.figure(
+        "error_vs_similarity",
+        plots.similarity_figure(evaluation, title=f"trial {choice.trial_id}, seed {choice.seed} (20³ RGB cube)"),
+        "Per-colour error vs similarity to red on the 20³ RGB cube, with Pearson r and R².",
+    )
+    from excolor.evaluate import named_color_latex
+
+    latex = out / "best_model_table.tex"
+    header = f"% excolor analysis: study {study.name}, trial {choice.trial_id}, seed {choice.seed}\n"
+    latex.write_text(header + named_color_latex(evaluation.table), encoding="utf-8")
+    doc.para(f"LaTeX table: {latex.name}.")
+    return latex
+
+
+# --------------------------------------------------------------------------------- entry point
+
+
+def _output_dir(study: Study, out_dir: str | Path | None) -> Path:
+    out = Path(out_dir).expanduser() if out_dir is not None else study.directory / "report"
+    try:
+        (out / "figures").mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise AnalysisError(f"cannot write the report to {out}: {err.strerror or err}; choose another output directory") from None
+    return out.resolve()
+
+
+def write_report(study_dir: str | Path, out_dir: str | Path | None = None) -> ReportPaths:
+    """Write report.md, report.html, pareto.csv and (when a model is found) best_model_table.tex.
+
+    Args:
+        study_dir: the study directory.
+        out_dir: where to write (created); default ``STUDY/report/``.
+
+    Returns:
+        The paths written.
+
+    Raises:
+        AnalysisError: not a study, or the output directory cannot be written.
+    """
+    study = load_study(study_dir)
+    summary = front_summary(study)
+    out = _output_dir(study, out_dir)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    doc = _Document(f"Study report: {study.name}")
+    doc.para(f"Generated {stamp} by excolor analysis from the files in {study.directory} (no Ray needed).")
+    _summary_section(doc, study)
+    latex = None
+    if summary.done.empty:
+        doc.heading("Pareto front")
+        counts = study.counts()
+        doc.para(
+            f"No finished trials yet ({counts['running']} running, {counts['failed']} failed, "
+            f"{counts['pending']} pending): there is nothing to rank, plot or evaluate."
+        )
+    else:
+        _pareto_section(doc, study, summary)
+        _plots_section(doc, study, summary)
+        if all_hand_sweep(study):
+            _original_rule_section(doc, study)
+        latex = _best_model_section(doc, study, best_model_choice(study, summary), out)
+    try:
+        front_table(summary).to_csv(out / "pareto.csv", index=False)
+        figures = []
+        for figure in doc.figures():
+            path = out / "figures" / f"{figure.name}.png"
+            path.write_bytes(figure.png)
+            figures.append(path)
+        markdown = out / "report.md"
+        markdown.write_text(doc.markdown(), encoding="utf-8")
+        page = out / "report.html"
+        page.write_text(doc.html(), encoding="utf-8")
+    except OSError as err:
+        raise AnalysisError(f"cannot write the report to {out}: {err.strerror or err}") from None
+    return ReportPaths(out, markdown, page, out / "pareto.csv", latex, tuple(figures))

@@ -1,0 +1,601 @@
+"""A study directory as tidy pandas tables, read from plain files: no Ray, nothing unpickled, nothing written.
+
+What a study stores is the record (style.md §12); every table here is derived from it:
+
+- ``study.json``                 what was asked for (kind, seeds, objectives, search space)
+- ``<trial>/params.json``        the trial's configuration
+- ``<trial>/result.json``        one JSON line per report; the last one says where the trial is
+- ``<trial>/error.txt``          present when the trial failed; its last line is the reason
+- ``<trial>/seeds.csv``          the final per-seed table
+- ``optuna.journal``             searches: Optuna's append-only log (trial numbers, states, times)
+
+A trial's state follows one rule (the same as ``excolor status``): the last complete line of
+result.json has ``"final": true`` -> ``done``; else ``error.txt`` exists -> ``failed``; else some
+line was reported -> ``running`` (or interrupted); else ``pending``. The rule only looks at files,
+so a study that is still running, was interrupted, or was copied to another machine reads the same
+way. Ray's own files (``tuner.pkl``, ``*.pkl``) are never opened: they are pickles, i.e. code.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from analysis.errors import AnalysisError
+from analysis.objectives import ALL_OBJECTIVES, Objective, resolve_objectives
+
+if TYPE_CHECKING:
+    from excolor.dopesheet import Dopesheet
+
+__all__ = ["STATES", "STUDY_FORMAT", "Study", "StudyCollection", "load_studies", "load_study"]
+
+STUDY_FORMAT = "excolor.study/1"
+STATES = ("done", "running", "failed", "pending")
+
+# Columns every trials table has, even an empty one, in this order (metrics and config follow).
+_TRIAL_COLUMNS = [
+    "study",
+    "trial_id",
+    "number",
+    "directory",
+    "state",
+    "error",
+    "hand",
+    "n_seeds",
+    "seeds",
+    "reports",
+    "finished_at",
+    "started_at",
+    "completion_order",
+    "optuna_number",
+    "optuna_state",
+    "optuna_complete",
+    *(o.column for o in ALL_OBJECTIVES),
+]
+_SEED_KEYS = ["study", "trial_id", "state", "hand"]
+# result.json keys that are Ray bookkeeping or have their own column.
+_SKIP_KEYS = {"done", "should_checkpoint", "pid", "final", "trial_id", "config", "per_seed", "time_this_iter_s"}
+_TRIAL_NAME = re.compile(r"^train_trial_([0-9a-f]+)_(\d+)")
+
+
+@dataclass(frozen=True)
+class Study:
+    """One study, loaded.
+
+    Attributes:
+        directory: the study directory (absolute).
+        record: ``study.json`` as a dict.
+        trials: one row per trial: ``study``, ``trial_id``, ``number`` (Ray's trial counter),
+            ``directory`` (the trial folder's name), ``state`` (one of ``STATES``), ``error``,
+            ``hand`` (is the hand schedule), ``n_seeds``, ``seeds``, ``reports`` (result lines),
+            ``finished_at`` / ``started_at`` (UTC, from Ray's report timestamps), ``completion_order``
+            (0, 1, ... over done trials; NaN otherwise), ``optuna_number`` / ``optuna_state``
+            (searches), then the last report's metrics (``score_mean``, ``val_recon_q10``, ...,
+            ``time_total_s``, ``step``) and the configuration as ``config/<name>`` columns.
+        seeds: one row per done trial × seed: ``study``, ``trial_id``, ``state``, ``hand``, the
+            columns of the trial's seeds.csv (``seed``, ``score``, ``val_recon``, ...) and its
+            ``config/*`` columns.
+        optuna: searches: one row per Optuna trial (``number``, ``state``, ``value/<objective>``,
+            ``param/<name>``, ``datetime_start``, ``datetime_complete``, ``fixed``); None for
+            sweeps or when the journal cannot be read (see ``notes``).
+        notes: what could not be read, in words (a half-written line, an unreadable journal).
+    """
+
+    directory: Path
+    record: Mapping[str, Any]
+    trials: pd.DataFrame
+    seeds: pd.DataFrame
+    optuna: pd.DataFrame | None = None
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def name(self) -> str:
+        return str(self.record.get("name") or self.directory.name)
+
+    @property
+    def kind(self) -> str:
+        return str(self.record.get("kind"))
+
+    @property
+    def objectives(self) -> tuple[Objective, ...]:
+        """The study's objectives from study.json (``score``, ``recon`` unless it says otherwise)."""
+        return resolve_objectives(self.record.get("objectives") or ("score", "recon"))
+
+    def counts(self) -> dict[str, int]:
+        """Trials by state, every state present (zeros included)."""
+        found = self.trials["state"].value_counts()
+        return {s: int(found.get(s, 0)) for s in STATES}
+
+    def done(self) -> pd.DataFrame:
+        """The done trials, in completion order."""
+        done = self.trials[self.trials["state"] == "done"]
+        return done.sort_values("completion_order", kind="stable")
+
+    def trial_path(self, trial_id: str) -> Path:
+        rows = self.trials.loc[self.trials["trial_id"] == trial_id, "directory"]
+        if rows.empty:
+            raise AnalysisError(f"no trial {trial_id!r} in {self.directory}")
+        return self.directory / str(rows.iloc[0])
+
+    def dopesheet(self, trial_id: str) -> Dopesheet | None:
+        """The trial's effective schedule (its dopesheet.csv), None if absent or unreadable."""
+        from excolor.dopesheet import Dopesheet, DopesheetError
+
+        path = self.trial_path(trial_id) / "dopesheet.csv"
+        try:
+            return Dopesheet.read(path) if path.is_file() else None
+        except DopesheetError:
+            return None
+
+    def hand_dopesheet(self) -> Dopesheet:
+        """The hand schedule at this study's length.
+
+        The hand trial's own dopesheet.csv when there is one; otherwise the search space's base
+        sheet from study.json (or the shipped Ex 2.9.1 sheet), stretched to ``steps`` as ``tune`` does.
+        """
+        from excolor.dopesheet import Dopesheet, DopesheetError, reference_dopesheet
+
+        for trial_id in self.trials.loc[self.trials["hand"].astype(bool), "trial_id"]:
+            sheet = self.dopesheet(str(trial_id))
+            if sheet is not None:
+                return sheet
+        space = self.record.get("space")
+        sheet = reference_dopesheet()
+        if isinstance(space, Mapping) and isinstance(space.get("base"), Mapping) and space["base"].get("csv"):
+            try:
+                sheet = Dopesheet.parse(str(space["base"]["csv"]), source="study.json space base")
+            except DopesheetError:
+                pass
+        steps = self.record.get("steps")
+        if isinstance(steps, int) and steps >= 2 and steps != sheet.length:
+            sheet = sheet.stretched(steps)
+        return sheet
+
+    def checkpoint(self, trial_id: str) -> Path | None:
+        """The trial's latest ``checkpoint_*/population.pt``, None if it kept none."""
+        best: tuple[int, Path] | None = None
+        for d in self.trial_path(trial_id).glob("checkpoint_*"):
+            path = d / "population.pt"
+            suffix = d.name.removeprefix("checkpoint_")
+            if suffix.isdigit() and path.is_file() and (best is None or int(suffix) > best[0]):
+                best = (int(suffix), path)
+        return None if best is None else best[1]
+
+
+@dataclass(frozen=True)
+class StudyCollection:
+    """Several studies side by side: their tables concatenated, told apart by the ``study`` column."""
+
+    studies: tuple[Study, ...]
+    trials: pd.DataFrame
+    seeds: pd.DataFrame
+
+
+# --------------------------------------------------------------------------------- reading files
+
+
+def _read_record(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise AnalysisError(f"{path} does not exist")
+    if not path.is_dir():
+        raise AnalysisError(f"{path} is not a directory (expected a study directory)")
+    record_path = path / "study.json"
+    if not record_path.is_file():
+        raise AnalysisError(f"{path} is not an excolor study (no study.json)")
+    try:
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise AnalysisError(f"{record_path} is unreadable: {err}") from None
+    if not isinstance(record, dict):
+        raise AnalysisError(f"{record_path} is not a JSON object")
+    if record.get("format") != STUDY_FORMAT:
+        raise AnalysisError(f"{record_path} has format {record.get('format')!r}; this analysis reads {STUDY_FORMAT!r}")
+    if record.get("kind") not in ("sweep", "search"):
+        raise AnalysisError(f"{record_path} has kind {record.get('kind')!r}; expected 'sweep' or 'search'")
+    return record
+
+
+def _json_lines(path: Path) -> tuple[dict[str, Any] | None, dict[str, Any] | None, int, int]:
+    """(first report, last report, number of reports, unreadable lines) of a result.json.
+
+    Only the first and last complete lines are decoded: a 1,000-trial study loads in well under a
+    second. A line being written when the copy was taken is skipped and counted.
+    """
+    try:
+        lines = [ln for ln in path.read_bytes().splitlines() if ln.strip()]
+    except OSError:
+        return None, None, 0, 0
+
+    def decode(line: bytes) -> dict[str, Any] | None:
+        try:
+            value = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return None
+        return value if isinstance(value, dict) else None
+
+    bad = 0
+    last = None
+    for line in reversed(lines):
+        last = decode(line)
+        if last is not None:
+            break
+        bad += 1
+    first = None
+    for line in lines:
+        first = decode(line)
+        if first is not None:
+            break
+    return first, last, len(lines) - bad, bad
+
+
+def _read_json_object(path: Path) -> dict[str, Any] | None:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = [ln.strip() for ln in path.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return "failed (error.txt unreadable)"
+    return lines[-1] if lines else "failed (empty error.txt)"
+
+
+def _flatten(config: Mapping[str, Any], prefix: str = "config/") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, Mapping):
+            out.update(_flatten(value, f"{prefix}{key}/"))
+        elif isinstance(value, list):
+            out[f"{prefix}{key}"] = tuple(value)
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _seed_rows(trial_dir: Path, last: Mapping[str, Any]) -> dict[str, list[str]] | None:
+    """seeds.csv as columns of strings; the final report's ``per_seed`` when the CSV is missing."""
+    path = trial_dir / "seeds.csv"
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            reader = csv.reader(f)
+            header = next(reader, None)
+            rows = [r for r in reader if len(r) == len(header or ())]
+    except (OSError, UnicodeDecodeError, csv.Error):
+        header, rows = None, []
+    if header and rows:
+        return {name: [r[j] for r in rows] for j, name in enumerate(header)}
+    per_seed = last.get("per_seed")
+    if isinstance(per_seed, Mapping) and per_seed.get("seed"):
+        n = len(per_seed["seed"])
+        cols = {k: [str(x) for x in v] for k, v in per_seed.items() if isinstance(v, list) and len(v) == n}
+        if "seed" in cols:
+            cols["seed"] = [str(int(float(s))) for s in cols["seed"]]
+        return cols
+    return None
+
+
+def _typed(column: pd.Series) -> pd.Series:
+    """Strings from CSV -> bool, int or float where every value allows it."""
+    values = set(column.unique())
+    if values <= {"True", "False"}:
+        return column == "True"
+    try:
+        return pd.to_numeric(column)
+    except (ValueError, TypeError):
+        return column
+
+
+def _utc(seconds: Any) -> pd.Timestamp | None:
+    if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and math.isfinite(seconds):
+        return pd.Timestamp(float(seconds), unit="s", tz="UTC")
+    return None
+
+
+# --------------------------------------------------------------------------------- trials
+
+
+def _read_trial(trial_dir: Path, study: str, record: Mapping[str, Any]) -> tuple[dict[str, Any], Any, list[str]]:
+    notes: list[str] = []
+    params = _read_json_object(trial_dir / "params.json")
+    first, last, reports, bad = _json_lines(trial_dir / "result.json")
+    if bad:
+        notes.append(f"{trial_dir.name}/result.json: {bad} unreadable line(s) skipped")
+    if params is None:
+        params = dict(last.get("config") or {}) if last else {}
+        if (trial_dir / "params.json").exists():
+            notes.append(f"{trial_dir.name}/params.json is unreadable; config taken from result.json")
+    last = last or {}
+    error = _last_line(trial_dir / "error.txt") if (trial_dir / "error.txt").exists() else None
+    state = "done" if last.get("final") is True else "failed" if error else "running" if last else "pending"
+
+    match = _TRIAL_NAME.match(trial_dir.name)
+    trial_id = str(last.get("trial_id") or (match.group(1) if match else trial_dir.name))
+    if "seeds" in params and isinstance(params["seeds"], list):
+        seeds = tuple(int(s) for s in params["seeds"])
+    else:  # a search: every trial trains the study's first seed group
+        k = int(record.get("seeds_per_trial") or len(record.get("seeds") or ()))
+        seeds = tuple(int(s) for s in (record.get("seeds") or ())[:k])
+    started = None
+    if first:
+        t0 = first.get("timestamp")
+        dt = first.get("time_this_iter_s")
+        if isinstance(t0, (int, float)) and isinstance(dt, (int, float)):
+            started = _utc(t0 - dt)
+    row: dict[str, Any] = {
+        "study": study,
+        "trial_id": trial_id,
+        "number": int(match.group(2)) if match else -1,
+        "directory": trial_dir.name,
+        "state": state,
+        "error": error,
+        "n_seeds": len(seeds),
+        "seeds": seeds,
+        "reports": reports,
+        "finished_at": _utc(last.get("timestamp")) if state == "done" else None,
+        "started_at": started,
+    }
+    for key, value in last.items():
+        if key not in _SKIP_KEYS and key not in row and (value is None or isinstance(value, (int, float, str))):
+            row[key] = value
+    row.update(_flatten({k: v for k, v in params.items() if k != "seeds"}))
+    seed_cols = _seed_rows(trial_dir, last) if state == "done" else None
+    return row, seed_cols, notes
+
+
+def _unflatten_config(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``config/*`` columns of a row as the trial's parameters (``config/scale/anchor`` -> ``scale``)."""
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if key.startswith("config/"):
+            *parents, leaf = key.removeprefix("config/").split("/")
+            node = out
+            for parent in parents:
+                node = node.setdefault(parent, {})
+            node[leaf] = value
+    return out
+
+
+def _params_key(params: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """A hashable key equal for parameter dicts that agree to 12 significant digits."""
+    out = []
+    for k, v in sorted(params.items()):
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            out.append((k, float(f"{float(v):.12g}")))
+        else:
+            out.append((k, v))
+    return tuple(out)
+
+
+def _reference_params(record: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The hand schedule as a point of a search space: from study.json's description of the space."""
+    space = record.get("space")
+    if isinstance(space, Mapping) and (space.get("values") or space.get("times")):
+        out: dict[str, Any] = {}
+        for entry in [*(space.get("values") or []), *(space.get("times") or [])]:
+            if isinstance(entry, Mapping) and "name" in entry and "reference" in entry:
+                out[str(entry["name"])] = entry["reference"]
+        hidden = space.get("hidden")
+        if isinstance(hidden, Mapping) and "reference" in hidden:
+            out["hidden"] = hidden["reference"]
+        return out or None
+    if record.get("space_file") is None:
+        try:
+            from tune.space import SearchSpace
+
+            return dict(SearchSpace.default().reference_params())
+        except Exception:  # the shipped space unreadable: hand trial found via Optuna's trial 0 instead
+            return None
+    return None
+
+
+def _mark_hand(trials: pd.DataFrame, params: list[dict[str, Any]], record: Mapping[str, Any]) -> pd.Series:
+    if record.get("kind") == "sweep":
+        hand = []
+        for p in params:
+            scale = p.get("scale") or {}
+            ok = isinstance(scale, Mapping) and all(
+                isinstance(v, (int, float)) and float(v) == 1.0 for v in scale.values()
+            )
+            hand.append(ok)
+        return pd.Series(hand, index=trials.index, dtype=bool)
+    reference = _reference_params(record)
+    if reference is not None:
+        key = _params_key(reference)
+        hand = [_params_key({k: v for k, v in p.items() if k != "seeds"}) == key for p in params]
+        if any(hand):
+            return pd.Series(hand, index=trials.index, dtype=bool)
+    # NOTE(analysis): tune always evaluates the reference point first, so Optuna's trial 0 is the hand schedule.
+    return (trials["optuna_number"] == 0).fillna(False).astype(bool)
+
+
+# --------------------------------------------------------------------------------- Optuna
+
+
+def _read_optuna(directory: Path, record: Mapping[str, Any]) -> tuple[pd.DataFrame | None, str | None]:
+    path = directory / "optuna.journal"
+    if not path.is_file():
+        return None, ("no optuna.journal: trial states from Ray's files only" if record.get("kind") == "search" else None)
+    try:
+        import optuna
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        storage = JournalStorage(JournalFileBackend(str(path)))
+        names = [s.study_name for s in storage.get_all_studies()]
+        name = record.get("name") if record.get("name") in names else (names[0] if len(names) == 1 else None)
+        if name is None:
+            return None, f"optuna.journal holds studies {names}, none named {record.get('name')!r}"
+        trials = optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
+    except Exception as err:  # any failure of a foreign file format: the Ray files still tell the story
+        return None, f"optuna.journal unreadable ({type(err).__name__}: {err}); trial states from Ray's files only"
+    objectives = list(record.get("objectives") or [])
+    rows = []
+    for t in trials:
+        row: dict[str, Any] = {
+            "number": t.number,
+            "state": t.state.name,
+            "datetime_start": t.datetime_start,
+            "datetime_complete": t.datetime_complete,
+            "fixed": "fixed_params" in t.system_attrs,
+        }
+        values = t.values or []
+        names_ = objectives if len(objectives) == len(values) else [str(i) for i in range(len(values))]
+        row.update({f"value/{n}": v for n, v in zip(names_, values)})
+        row.update({f"param/{k}": v for k, v in t.params.items()})
+        row["_key"] = _params_key(t.params)
+        rows.append(row)
+    frame = pd.DataFrame(rows, columns=None if rows else ["number", "state", "datetime_start", "datetime_complete"])
+    return frame, None
+
+
+def _join_optuna(trials: pd.DataFrame, params: list[dict[str, Any]], optuna_frame: pd.DataFrame) -> None:
+    """Give each Ray trial its Optuna trial, matched by parameters (each Optuna trial used once)."""
+    if "_key" not in optuna_frame.columns:
+        return
+    free: dict[Any, list[int]] = {}
+    for pos, key in enumerate(optuna_frame["_key"]):
+        free.setdefault(key, []).append(pos)
+    numbers: list[Any] = []
+    states: list[Any] = []
+    completes: list[Any] = []
+    for p in params:
+        slots = free.get(_params_key({k: v for k, v in p.items() if k != "seeds"}))
+        if slots:
+            row = optuna_frame.iloc[slots.pop(0)]
+            numbers.append(int(row["number"]))
+            states.append(row["state"])
+            completes.append(row["datetime_complete"])
+        else:
+            numbers.append(None)
+            states.append(None)
+            completes.append(None)
+    trials["optuna_number"] = pd.array(numbers, dtype="Int64")
+    trials["optuna_state"] = states
+    trials["optuna_complete"] = pd.to_datetime(pd.Series(completes, index=trials.index, dtype=object))
+
+
+def _completion_order(trials: pd.DataFrame) -> pd.Series:
+    """0, 1, ... over done trials in the order they finished; NaN for the others.
+
+    Optuna's completion times (microseconds) when every done trial has one, else Ray's report
+    timestamps (whole seconds) with Ray's trial counter breaking ties.
+    """
+    done = trials[trials["state"] == "done"]
+    use_optuna = "optuna_complete" in done.columns and len(done) > 0 and done["optuna_complete"].notna().all()
+    keys = ["optuna_complete", "number"] if use_optuna else ["finished_at", "number"]
+    order = done.sort_values(keys, kind="stable").index
+    out = pd.Series(np.nan, index=trials.index)
+    out.loc[order] = np.arange(len(order), dtype=np.float64)
+    return out
+
+
+# --------------------------------------------------------------------------------- public API
+
+
+def load_study(directory: str | Path, /) -> Study:
+    """Read a study directory (finished, interrupted, running, or copied elsewhere) into tables.
+
+    Args:
+        directory: ``STORAGE/NAME``, the folder holding study.json.
+
+    Returns:
+        A ``Study``; an empty study has empty tables with the standard columns.
+
+    Raises:
+        AnalysisError: the directory is missing, is not a study, or its study.json is unreadable.
+    """
+    path = Path(directory).expanduser().resolve()
+    record = _read_record(path)
+    study = str(record.get("name") or path.name)
+    notes: list[str] = []
+    loaded = []
+    for trial_dir in sorted(path.iterdir()):
+        if trial_dir.is_dir() and ((trial_dir / "params.json").is_file() or (trial_dir / "result.json").is_file()):
+            row, seed_cols, trial_notes = _read_trial(trial_dir, study, record)
+            notes += trial_notes
+            loaded.append((row, seed_cols))
+    loaded.sort(key=lambda item: (item[0]["number"], item[0]["trial_id"]))
+    rows = [row for row, _ in loaded]
+    seed_parts = [(row["trial_id"], cols) for row, cols in loaded if cols is not None]
+    params = [_unflatten_config(row) for row in rows]
+
+    trials = pd.DataFrame(rows)
+    for column in _TRIAL_COLUMNS:
+        if column not in trials.columns:
+            trials[column] = pd.Series(np.nan if column.endswith(("_mean", "_q10")) else None, index=trials.index)
+
+    optuna_frame, note = _read_optuna(path, record)
+    if note:
+        notes.append(note)
+    trials["optuna_number"] = pd.array([None] * len(trials), dtype="Int64")
+    if optuna_frame is not None and len(trials):
+        _join_optuna(trials, params, optuna_frame)
+    trials["hand"] = _mark_hand(trials, params, record) if len(trials) else pd.Series(dtype=bool)
+    trials["completion_order"] = _completion_order(trials) if len(trials) else pd.Series(dtype=float)
+    ordered = _TRIAL_COLUMNS + [c for c in trials.columns if c not in _TRIAL_COLUMNS]
+    trials = trials[ordered]
+    if optuna_frame is not None and "_key" in optuna_frame.columns:
+        optuna_frame = optuna_frame.drop(columns="_key")
+    seeds = _seeds_table(trials, seed_parts)
+    return Study(path, record, trials, seeds, optuna_frame, tuple(notes))
+
+
+def _seeds_table(trials: pd.DataFrame, parts: Sequence[tuple[str, dict[str, list[str]]]]) -> pd.DataFrame:
+    if not parts:
+        return pd.DataFrame(columns=[*_SEED_KEYS, "seed"])
+    columns: list[str] = []
+    for _, cols in parts:
+        columns += [c for c in cols if c not in columns]
+    data: dict[str, list[Any]] = {"trial_id": []}
+    for c in columns:
+        data[c] = []
+    for trial_id, cols in parts:
+        n = len(next(iter(cols.values())))
+        data["trial_id"] += [trial_id] * n
+        for c in columns:
+            data[c] += cols.get(c, [""] * n)
+    per_seed = pd.DataFrame(data)
+    for c in columns:
+        per_seed[c] = _typed(per_seed[c].replace("", np.nan) if c != "seed" else per_seed[c])
+    config = [c for c in trials.columns if c.startswith("config/")]
+    keys = trials[[*_SEED_KEYS, *config]]
+    table = keys.merge(per_seed, on="trial_id", how="inner", validate="one_to_many")
+    return table.reset_index(drop=True)
+
+
+def load_studies(directories: Iterable[str | Path], /) -> StudyCollection:
+    """Several studies side by side: one ``trials`` and one ``seeds`` table with a ``study`` column.
+
+    Studies that share a name (two copies of one study, say) are labelled by their directory
+    instead, so that rows stay distinguishable.
+
+    Raises:
+        AnalysisError: as ``load_study``, for the first directory that is not a readable study, or
+            when no directory is given.
+    """
+    studies = [load_study(d) for d in directories]
+    if not studies:
+        raise AnalysisError("no study directories given")
+    names = [s.name for s in studies]
+    trials, seeds = [], []
+    for s in studies:
+        label = s.name if names.count(s.name) == 1 else str(s.directory)
+        trials.append(s.trials.assign(study=label))
+        seeds.append(s.seeds.assign(study=label))
+    return StudyCollection(
+        tuple(studies), pd.concat(trials, ignore_index=True, sort=False), pd.concat(seeds, ignore_index=True, sort=False)
+    )
