@@ -9,6 +9,7 @@ and nothing else on the machine.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -162,10 +163,8 @@ def cluster_down(*, port: int = 6390, timeout: float = 5.0) -> int:
     pids = cluster_processes(port)
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for pid in pids:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
         deadline = time.monotonic() + (timeout if sig == signal.SIGTERM else 5.0)
         while time.monotonic() < deadline and any(_alive(p) for p in pids):
             time.sleep(0.1)
