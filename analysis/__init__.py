@@ -1,3 +1,66 @@
-"""Results of excolor studies: tables, Pareto fronts, plots and reports (no running Ray needed)."""
+"""Results of excolor studies: tables, Pareto fronts, plots and reports (no running Ray needed).
 
-__all__: list[str] = []
+- ``errors``      ``AnalysisError``, the one error for bad input (a ValueError; one line)
+- ``objectives``  objective names shared with ``tune`` -> columns and directions
+- ``results``     a study directory -> ``Study`` (trials, per-seed rows, Optuna trials); several side by side
+- ``pareto``      fronts, ranks, hypervolume (history), seed attainment (moocore); the §9.10 original rule
+- ``tables``      the study-level answers: front summary, hand schedule, best model choice
+- ``models``      checkpoints -> trained models -> named-colour table and error-vs-similarity data
+- ``plots``       matplotlib figures (PNG, no pyplot)
+- ``report``      report.md, self-contained report.html, best_model_table.tex, pareto.csv
+- ``cli``         what ``excolor pareto`` and ``excolor report`` run
+
+``write_report`` and ``ReportPaths`` are imported on first use: matplotlib and torch are only paid
+for when a report is made, not when a study is loaded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from analysis.errors import AnalysisError
+from analysis.objectives import ALL_OBJECTIVES, Objective, resolve_objectives
+from analysis.pareto import (
+    domination_counts,
+    front_mask,
+    hypervolume,
+    hypervolume_history,
+    invalid_mask,
+    normalise,
+    original_best,
+    original_front,
+    pareto_ranks,
+    seed_attainment,
+)
+from analysis.results import Study, StudyCollection, load_studies, load_study
+
+__all__ = [
+    "ALL_OBJECTIVES",
+    "AnalysisError",
+    "Objective",
+    "ReportPaths",
+    "Study",
+    "StudyCollection",
+    "domination_counts",
+    "front_mask",
+    "hypervolume",
+    "hypervolume_history",
+    "invalid_mask",
+    "load_studies",
+    "load_study",
+    "normalise",
+    "original_best",
+    "original_front",
+    "pareto_ranks",
+    "resolve_objectives",
+    "seed_attainment",
+    "write_report",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("write_report", "ReportPaths"):
+        from analysis import report
+
+        return getattr(report, name)
+    raise AttributeError(f"module 'analysis' has no attribute {name!r}")

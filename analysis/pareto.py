@@ -78,9 +78,9 @@ def _as_points(points: npt.ArrayLike) -> FloatArray:
 
 
 def _directions(maximise: Directions, m: int) -> BoolArray:
+    if np.ndim(maximise) == 0:  # one bool for every objective
+        return np.repeat(bool(maximise), m)
     d = np.asarray(maximise, dtype=bool).reshape(-1)
-    if d.size == 1:
-        return np.repeat(d, m)
     if d.size != m:
         raise AnalysisError(f"maximise must be one bool or one per objective ({m}), got {d.size}")
     return d
@@ -100,7 +100,7 @@ def invalid_mask(points: npt.ArrayLike, /) -> BoolArray:
     [False, True]
     """
     a = _as_points(points)
-    return ~np.isfinite(a).all(axis=1)
+    return np.asarray(~np.isfinite(a).all(axis=1), dtype=np.bool_)
 
 
 # --------------------------------------------------------------------------------- fronts

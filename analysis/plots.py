@@ -80,6 +80,7 @@ def score_recon_figure(
     *,
     front: npt.ArrayLike | None = None,
     hand: npt.ArrayLike | None = None,
+    join: bool = True,
     xlabel: str = "val_recon_mean (lower is better)",
     ylabel: str = "score_mean (higher is better)",
     title: str = "Score vs reconstruction",
@@ -89,7 +90,9 @@ def score_recon_figure(
     Args:
         recon, score: ``(n,)`` per trial (or per seed).
         front: ``(n,)`` bool, the points to highlight.
-        hand: ``(n,)`` bool, the hand-schedule points.
+        hand: ``(n,)`` bool, the hand-schedule points (outlined in red when also on the front).
+        join: draw the front as a line in recon order; only meaningful when the front is over
+            exactly these two objectives (a front over more objectives is not a curve here).
     """
     x = np.asarray(recon, dtype=np.float64)
     y = np.asarray(score, dtype=np.float64)
@@ -101,9 +104,21 @@ def score_recon_figure(
     ax = fig.add_subplot()
     ax.scatter(x[~on_front], y[~on_front], s=22, color=_GREY, label="dominated", zorder=2)
     order = np.argsort(x[on_front], kind="stable")
-    ax.plot(x[on_front][order], y[on_front][order], "-o", color=_FRONT, ms=5, lw=1, label="Pareto front", zorder=3)
+    style = "-o" if join else "o"
+    ax.plot(x[on_front][order], y[on_front][order], style, color=_FRONT, ms=5, lw=1, label="Pareto front", zorder=3)
     if is_hand.any():
-        ax.scatter(x[is_hand], y[is_hand], marker="*", s=160, color=_HAND, label="hand schedule", zorder=4)
+        edges = [_FRONT if f else _HAND for f in on_front[is_hand]]
+        ax.scatter(
+            x[is_hand],
+            y[is_hand],
+            marker="*",
+            s=170,
+            color=_HAND,
+            edgecolors=edges,
+            linewidths=1.2,
+            label="hand schedule",
+            zorder=4,
+        )
     _log_if_positive(ax, x, "x")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
@@ -142,8 +157,13 @@ def scatter_matrix_figure(
                 values = a[:, i][np.isfinite(a[:, i])]
                 if len(values):
                     ax.hist(values, bins=min(20, max(3, len(values))), color=_GREY, edgecolor="white")
-                    ax.hist(a[on_front, i][np.isfinite(a[on_front, i])], bins=min(20, max(3, len(values))),
-                            range=(values.min(), values.max()), color=_FRONT, alpha=0.6)
+                    ax.hist(
+                        a[on_front, i][np.isfinite(a[on_front, i])],
+                        bins=min(20, max(3, len(values))),
+                        range=(values.min(), values.max()),
+                        color=_FRONT,
+                        alpha=0.6,
+                    )
             else:
                 ax.scatter(a[~on_front, j], a[~on_front, i], s=8, color=_GREY)
                 ax.scatter(a[on_front, j], a[on_front, i], s=12, color=_FRONT)
@@ -151,10 +171,10 @@ def scatter_matrix_figure(
                     ax.scatter(a[is_hand, j], a[is_hand, i], marker="*", s=80, color=_HAND)
             # Short tick labels and no shared offset text ("1e-5"), which would collide with the labels.
             ax.xaxis.set_major_locator(MaxNLocator(3))
-            ax.xaxis.set_major_formatter(FormatStrFormatter("%.2g"))
+            ax.xaxis.set_major_formatter(FormatStrFormatter("%.3g"))
             if i != j:
                 ax.yaxis.set_major_locator(MaxNLocator(3))
-                ax.yaxis.set_major_formatter(FormatStrFormatter("%.2g"))
+                ax.yaxis.set_major_formatter(FormatStrFormatter("%.3g"))
             if i == k - 1:
                 ax.set_xlabel(names[j], fontsize=8)
             if j == 0:
@@ -173,6 +193,7 @@ def hypervolume_figure(history: npt.ArrayLike, /, *, title: str = "Hypervolume a
     if len(h):
         ax.step(np.arange(1, len(h) + 1), h, where="post", color="#1f77b4")
         ax.plot(np.arange(1, len(h) + 1), h, "o", ms=3, color="#1f77b4")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("finished trials (completion order)")
     ax.set_ylabel("hypervolume (normalised objectives)")
     ax.set_title(title)
@@ -232,8 +253,13 @@ def color_error_figure(table: pd.DataFrame, /, *, title: str = "Per-colour recon
     ax = fig.add_subplot()
     x = np.arange(n)
     for i, method in enumerate(methods):
-        ax.bar(x + (i - (len(methods) - 1) / 2) * width, table[method].to_numpy(dtype=np.float64), width,
-               label=method, color=f"C{i}")
+        ax.bar(
+            x + (i - (len(methods) - 1) / 2) * width,
+            table[method].to_numpy(dtype=np.float64),
+            width,
+            label=method,
+            color=f"C{i}",
+        )
     ax.set_xticks(x)
     ax.set_xticklabels(table["name"].tolist(), rotation=60, ha="right", fontsize=8)
     if "rgb" in table.columns:  # a swatch of each colour under its bars

@@ -145,6 +145,7 @@ table {{ border-collapse: collapse; margin: 0.8em 0; font-size: 0.85em; }}
 th, td {{ border: 1px solid #ccc; padding: 3px 7px; text-align: right; }}
 th {{ background: #f2f2f2; }} td:first-child, th:first-child {{ text-align: left; }}
 td.swatch {{ width: 1.6em; border: 1px solid #888; }}
+div.wide {{ overflow-x: auto; }}
 img {{ max-width: 100%; }} figure {{ margin: 1em 0; }} figcaption {{ font-size: 0.85em; color: #555; }}
 </style></head>
 <body>
@@ -170,7 +171,7 @@ def _html_table(table: _Table) -> str:
     for i, row in enumerate(frame.itertuples(index=False)):
         swatch = f'<td class="swatch" style="background:{table.swatches[i]}"></td>' if table.swatches else ""
         rows.append("<tr>" + swatch + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    return f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
 
 
 # --------------------------------------------------------------------------------- formatting
@@ -263,11 +264,12 @@ def _summary_section(doc: _Document, study: Study) -> None:
     requested = r.get("trials") if study.kind == "search" else None
     states = ", ".join(f"{counts[s]} {s}" for s in STATES) + (f" (of {requested} requested)" if requested else "")
     steps = r.get("steps")
+    seeds = r.get("seeds") or ()
     items = [
         f"kind: {study.kind}",
         f"directory: {study.directory}",
         f"trials: {len(study.trials)} — {states}",
-        f"seeds: {len(r.get('seeds') or ())} ({_seed_ranges(r.get('seeds') or ())}), {r.get('seeds_per_trial')} per trial",
+        f"seeds: {len(seeds)} ({_seed_ranges(seeds)}), {r.get('seeds_per_trial')} per trial",
         f"steps: {steps if steps else '1501 (the full Ex 2.9.1 schedule)'}",
         f"hidden width: {r.get('hidden')}" + (" (searched per trial)" if study.kind == "search" else ""),
         "objectives: " + ", ".join(f"{o.name} ({o.label})" for o in study.objectives),
@@ -341,8 +343,10 @@ def _plots_section(doc: _Document, study: Study, summary: FrontSummary) -> None:
             done["score_mean"].to_numpy(dtype=float),
             front=done["on_front"].to_numpy(),
             hand=done["hand"].astype(bool).to_numpy(),
+            join=[o.name for o in summary.objectives] in (["score", "recon"], ["recon", "score"]),
         ),
-        "Mean score vs mean reconstruction error per trial; red: Pareto front, star: hand schedule.",
+        "Mean score vs mean reconstruction error per trial; red: Pareto front over the study's objectives, "
+        "star: hand schedule.",
     )
     columns = [c for c in OBJECTIVE_COLUMNS if c in done.columns and done[c].notna().any()]
     if len(columns) >= 2:
@@ -392,8 +396,11 @@ def _original_rule_section(doc: _Document, study: Study) -> None:
     if nan_rows:
         doc.para(f"{nan_rows} seed(s) have a NaN objective and are on this front by the rule's construction.")
     doc.para(f"Best seed (largest score on that front): seed {int(best['seed'])}, score {best['score']:.4f}.")
-    columns = [c for c in ("score", "val_recon", "val_anchor", "val_anti-anchor", "labels/n/red", "val_loss",
-                           "runtime_s") if c in seeds.columns]
+    columns = [
+        c
+        for c in ("score", "val_recon", "val_anchor", "val_anti-anchor", "labels/n/red", "val_loss", "runtime_s")
+        if c in seeds.columns
+    ]
     stats = seeds[columns].astype(float).agg(["min", "max", "mean", "std"])
     doc.table(pd.concat([pd.Series(stats.index, name="stat"), stats.reset_index(drop=True).map(_fmt)], axis=1))
     top = seeds.sort_values("score", ascending=False, kind="stable").head(5)
@@ -410,6 +417,7 @@ def _original_rule_section(doc: _Document, study: Study) -> None:
             seeds["val_recon"].to_numpy(dtype=float),
             seeds["score"].to_numpy(dtype=float),
             front=seeds.index.isin(rule.front.index),
+            join=False,  # a front over four objectives: not a curve in this plane
             xlabel="val_recon",
             ylabel="score",
             title="Per seed: score vs reconstruction (§9.10 front)",
@@ -434,8 +442,9 @@ def _best_model_section(doc: _Document, study: Study, choice: BestModel | None, 
         return None
     row = choice.seed_row
     metrics = ", ".join(
-        f"{c} {_fmt(row[c])}" for c in ("score", "ablated_r", "val_recon", "val_anchor", "val_anti-anchor",
-                                        "labels/n/red") if c in row.index
+        f"{c} {_fmt(row[c])}"
+        for c in ("score", "ablated_r", "val_recon", "val_anchor", "val_anti-anchor", "labels/n/red")
+        if c in row.index
     )
     doc.para(f"Trial {choice.trial_id}, seed {choice.seed} ({choice.reason}): {metrics}.")
     path = study.checkpoint(choice.trial_id)
@@ -452,9 +461,9 @@ def _best_model_section(doc: _Document, study: Study, choice: BestModel | None, 
     except AnalysisError as err:
         doc.para(f"The model could not be rebuilt: {err}")
         return None
-    if checkpoint.step is not None and "step" in trial.index and not pd.isna(trial["step"]):
-        if int(checkpoint.step) != int(trial["step"]):
-            doc.para(f"Note: the latest checkpoint is at step {checkpoint.step}, the final report at {trial['step']}.")
+    final_step = trial["step"] if "step" in trial.index and not pd.isna(trial["step"]) else None
+    if checkpoint.step is not None and final_step is not None and int(checkpoint.step) != int(final_step):
+        doc.para(f"Note: the latest checkpoint is at step {checkpoint.step}, the final report at {trial['step']}.")
     model = checkpoint.population.module(checkpoint.seeds.index(choice.seed))
     evaluation = evaluate_model(model)
     frame, swatches = _color_table(evaluation.table)
@@ -465,7 +474,9 @@ def _best_model_section(doc: _Document, study: Study, choice: BestModel | None, 
     doc.table(frame, swatches)
     doc.figure(
         "color_errors",
-        plots.color_error_figure(evaluation.table, title=f"Per-colour error, trial {choice.trial_id} seed {choice.seed}"),
+        plots.color_error_figure(
+            evaluation.table, title=f"Per-colour error, trial {choice.trial_id} seed {choice.seed}"
+        ),
         "Reconstruction error per named colour: baseline and after each method.",
     )
     corr = evaluation.correlations
@@ -502,7 +513,9 @@ def _output_dir(study: Study, out_dir: str | Path | None) -> Path:
     try:
         (out / "figures").mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise AnalysisError(f"cannot write the report to {out}: {err.strerror or err}; choose another output directory") from None
+        raise AnalysisError(
+            f"cannot write the report to {out}: {err.strerror or err}; choose another output directory"
+        ) from None
     return out.resolve()
 
 

@@ -18,6 +18,7 @@ way. Ray's own files (``tuner.pkl``, ``*.pkl``) are never opened: they are pickl
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
@@ -151,10 +152,8 @@ class Study:
         space = self.record.get("space")
         sheet = reference_dopesheet()
         if isinstance(space, Mapping) and isinstance(space.get("base"), Mapping) and space["base"].get("csv"):
-            try:
+            with contextlib.suppress(DopesheetError):  # an unparsable base: the shipped sheet instead
                 sheet = Dopesheet.parse(str(space["base"]["csv"]), source="study.json space base")
-            except DopesheetError:
-                pass
         steps = self.record.get("steps")
         if isinstance(steps, int) and steps >= 2 and steps != sheet.length:
             sheet = sheet.stretched(steps)
@@ -379,29 +378,48 @@ def _params_key(params: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
     return tuple(out)
 
 
-def _reference_params(record: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The hand schedule as a point of a search space: from study.json's description of the space."""
+def _described_reference(record: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The hand schedule as a point of the search space, from study.json's description of the space."""
     space = record.get("space")
-    if isinstance(space, Mapping) and (space.get("values") or space.get("times")):
-        out: dict[str, Any] = {}
-        for entry in [*(space.get("values") or []), *(space.get("times") or [])]:
-            if isinstance(entry, Mapping) and "name" in entry and "reference" in entry:
-                out[str(entry["name"])] = entry["reference"]
-        hidden = space.get("hidden")
-        if isinstance(hidden, Mapping) and "reference" in hidden:
-            out["hidden"] = hidden["reference"]
-        return out or None
-    if record.get("space_file") is None:
-        try:
-            from tune.space import SearchSpace
+    if not isinstance(space, Mapping):
+        return None
+    out: dict[str, Any] = {}
+    for entry in [*(space.get("values") or []), *(space.get("times") or [])]:
+        if isinstance(entry, Mapping) and "name" in entry and "reference" in entry:
+            out[str(entry["name"])] = entry["reference"]
+    hidden = space.get("hidden")
+    if isinstance(hidden, Mapping) and "reference" in hidden:
+        out["hidden"] = hidden["reference"]
+    return out or None
 
-            return dict(SearchSpace.default().reference_params())
-        except Exception:  # the shipped space unreadable: hand trial found via Optuna's trial 0 instead
-            return None
-    return None
+
+def _default_reference(record: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The shipped space's reference point, for a search that used it (``space_file`` null)."""
+    if record.get("space_file") is not None:
+        return None
+    try:
+        # NOTE(analysis): last resort only: tune.space imports excolor and with it torch (~1.5 s).
+        from tune.space import SearchSpace
+
+        return dict(SearchSpace.default().reference_params())
+    except Exception:  # the shipped space unreadable: no hand trial rather than no analysis
+        return None
+
+
+def _matching(params: list[dict[str, Any]], reference: Mapping[str, Any] | None) -> list[bool]:
+    if reference is None:
+        return [False] * len(params)
+    key = _params_key(reference)
+    return [_params_key({k: v for k, v in p.items() if k != "seeds"}) == key for p in params]
 
 
 def _mark_hand(trials: pd.DataFrame, params: list[dict[str, Any]], record: Mapping[str, Any]) -> pd.Series:
+    """Which trials run the hand schedule.
+
+    Sweeps: every scale multiplier is 1 (or there is none). Searches: the parameters equal the
+    space's reference point as study.json describes it; failing that, Optuna's trial 0 (tune always
+    enqueues the reference point first); failing that, the shipped space's reference point.
+    """
     if record.get("kind") == "sweep":
         hand = []
         for p in params:
@@ -411,14 +429,12 @@ def _mark_hand(trials: pd.DataFrame, params: list[dict[str, Any]], record: Mappi
             )
             hand.append(ok)
         return pd.Series(hand, index=trials.index, dtype=bool)
-    reference = _reference_params(record)
-    if reference is not None:
-        key = _params_key(reference)
-        hand = [_params_key({k: v for k, v in p.items() if k != "seeds"}) == key for p in params]
-        if any(hand):
-            return pd.Series(hand, index=trials.index, dtype=bool)
-    # NOTE(analysis): tune always evaluates the reference point first, so Optuna's trial 0 is the hand schedule.
-    return (trials["optuna_number"] == 0).fillna(False).astype(bool)
+    found = _matching(params, _described_reference(record))
+    if not any(found):
+        found = (trials["optuna_number"] == 0).fillna(False).astype(bool).tolist()
+    if not any(found):
+        found = _matching(params, _default_reference(record))
+    return pd.Series(found, index=trials.index, dtype=bool)
 
 
 # --------------------------------------------------------------------------------- Optuna
@@ -427,7 +443,9 @@ def _mark_hand(trials: pd.DataFrame, params: list[dict[str, Any]], record: Mappi
 def _read_optuna(directory: Path, record: Mapping[str, Any]) -> tuple[pd.DataFrame | None, str | None]:
     path = directory / "optuna.journal"
     if not path.is_file():
-        return None, ("no optuna.journal: trial states from Ray's files only" if record.get("kind") == "search" else None)
+        return None, (
+            "no optuna.journal: trial states from Ray's files only" if record.get("kind") == "search" else None
+        )
     try:
         import optuna
         from optuna.storages import JournalStorage
@@ -529,6 +547,11 @@ def load_study(directory: str | Path, /) -> Study:
             notes += trial_notes
             loaded.append((row, seed_cols))
     loaded.sort(key=lambda item: (item[0]["number"], item[0]["trial_id"]))
+    seen: set[str] = set()
+    for row, _ in loaded:  # two folders claiming one trial id (a hand-made copy): keep both, told apart
+        if row["trial_id"] in seen:
+            row["trial_id"] = f"{row['trial_id']}@{row['directory']}"
+        seen.add(row["trial_id"])
     rows = [row for row, _ in loaded]
     seed_parts = [(row["trial_id"], cols) for row, cols in loaded if cols is not None]
     params = [_unflatten_config(row) for row in rows]
@@ -597,5 +620,7 @@ def load_studies(directories: Iterable[str | Path], /) -> StudyCollection:
         trials.append(s.trials.assign(study=label))
         seeds.append(s.seeds.assign(study=label))
     return StudyCollection(
-        tuple(studies), pd.concat(trials, ignore_index=True, sort=False), pd.concat(seeds, ignore_index=True, sort=False)
+        tuple(studies),
+        pd.concat(trials, ignore_index=True, sort=False),
+        pd.concat(seeds, ignore_index=True, sort=False),
     )

@@ -102,7 +102,9 @@ def front_summary(study: Study, objectives: Sequence[str] | None = None) -> Fron
     invalid = invalid_mask(points)
     valid_points = points[~invalid]
     bounds = (
-        np.stack([valid_points.min(axis=0), valid_points.max(axis=0)]) if len(valid_points) else np.zeros((2, len(objs)))
+        np.stack([valid_points.min(axis=0), valid_points.max(axis=0)])
+        if len(valid_points)
+        else np.zeros((2, len(objs)))
     )
     front = done[done["on_front"]]
     first = objs[0]

@@ -32,10 +32,14 @@ def _fake_values(params: dict) -> tuple[float, float]:
 def suggest_time(sampler_name: str, sizes: list[int]) -> dict[int, float]:
     space = SearchSpace.default().distributions()
     path = Path(tempfile.mkdtemp()) / "j.journal"
-    sampler = (optuna.samplers.TPESampler(seed=0, multivariate=True) if sampler_name == "tpe"
-               else optuna.samplers.NSGAIISampler(seed=0))
-    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler,
-                                storage=JournalStorage(JournalFileBackend(str(path))))
+    sampler = (
+        optuna.samplers.TPESampler(seed=0, multivariate=True)
+        if sampler_name == "tpe"
+        else optuna.samplers.NSGAIISampler(seed=0)
+    )
+    study = optuna.create_study(
+        directions=["maximize", "minimize"], sampler=sampler, storage=JournalStorage(JournalFileBackend(str(path)))
+    )
     out, done = {}, 0
     for n in sizes:
         while done < n:
@@ -53,8 +57,9 @@ def suggest_time(sampler_name: str, sizes: list[int]) -> dict[int, float]:
 
 def _worker(args: tuple[str, int]) -> None:
     path, n = args
-    study = optuna.load_study(study_name="c", storage=JournalStorage(JournalFileBackend(path)),
-                              sampler=optuna.samplers.RandomSampler())
+    study = optuna.load_study(
+        study_name="c", storage=JournalStorage(JournalFileBackend(path)), sampler=optuna.samplers.RandomSampler()
+    )
     space = SearchSpace.default().distributions()
     for _ in range(n):
         t = study.ask(space)
@@ -63,8 +68,9 @@ def _worker(args: tuple[str, int]) -> None:
 
 def journal_throughput(processes: int, per_process: int = 100) -> float:
     path = str(Path(tempfile.mkdtemp()) / "c.journal")
-    optuna.create_study(study_name="c", directions=["maximize", "minimize"],
-                        storage=JournalStorage(JournalFileBackend(path)))
+    optuna.create_study(
+        study_name="c", directions=["maximize", "minimize"], storage=JournalStorage(JournalFileBackend(path))
+    )
     start = time.perf_counter()
     with mp.get_context("spawn").Pool(processes) as pool:
         pool.map(_worker, [(path, per_process)] * processes)

@@ -20,8 +20,9 @@ import time
 
 
 def _cli(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "tune.cli", *args], check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "tune.cli", *args], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
 
 
 def run(workers: int, trials: int, seeds: str, steps: int | None, port: int) -> float:
@@ -30,8 +31,22 @@ def run(workers: int, trials: int, seeds: str, steps: int | None, port: int) -> 
     try:
         extra = ["--steps", str(steps)] if steps else []
         start = time.perf_counter()
-        _cli("search", "--name", "bench", "--storage", storage, "--trials", str(trials), "--seeds", seeds,
-             "--wandb", "disabled", "--address", f"127.0.0.1:{port}", *extra)
+        _cli(
+            "search",
+            "--name",
+            "bench",
+            "--storage",
+            storage,
+            "--trials",
+            str(trials),
+            "--seeds",
+            seeds,
+            "--wandb",
+            "disabled",
+            "--address",
+            f"127.0.0.1:{port}",
+            *extra,
+        )
         return time.perf_counter() - start
     finally:
         _cli("cluster", "down", "--port", str(port))
@@ -47,10 +62,15 @@ def main() -> int:
     walls = {}
     for workers in (1, 2):
         walls[workers] = run(workers, args.trials, args.seeds, args.steps, 6420 + workers)
-        print(f"{workers} worker node(s) x 1 CPU: {walls[workers]:6.1f} s  "
-              f"{args.trials / walls[workers] * 60:6.1f} trials/min", flush=True)
-    print(f"speed-up 2 vs 1 nodes: {walls[1] / walls[2]:.2f}x ({args.trials} trials x seeds {args.seeds}, "
-          f"{args.steps or 1501} steps)")
+        print(
+            f"{workers} worker node(s) x 1 CPU: {walls[workers]:6.1f} s  "
+            f"{args.trials / walls[workers] * 60:6.1f} trials/min",
+            flush=True,
+        )
+    print(
+        f"speed-up 2 vs 1 nodes: {walls[1] / walls[2]:.2f}x ({args.trials} trials x seeds {args.seeds}, "
+        f"{args.steps or 1501} steps)"
+    )
     return 0
 
 

@@ -4,6 +4,7 @@
     excolor sweep  --name weights --scale anchor=0.5,1,2 --seeds 0-59 --seeds-per-trial 20
     excolor search --name demo --trials 12 --seeds 0-7
     excolor status runs/demo
+    excolor report runs/demo
 
 Each subcommand parses and validates its arguments, then calls the library; a user mistake
 (bad seed range, malformed dopesheet, unusable output directory) prints one line on stderr and
@@ -142,6 +143,19 @@ def _build_parser() -> argparse.ArgumentParser:
     down = cl_sub.add_parser("down", help="stop exactly the processes `cluster up` started")
     down.add_argument("--port", type=_positive_int, default=6390)
 
+    pa = sub.add_parser("pareto", help="print a study's Pareto front and write it as CSV")
+    pa.add_argument("study", type=Path, help="study directory (STORAGE/NAME)")
+    pa.add_argument(
+        "--objective",
+        action="append",
+        choices=["score", "recon", "anchor", "anti-anchor", "score-q10"],
+        help="objectives (default: the study's own; score and recon for sweeps)",
+    )
+    pa.add_argument("--out", type=Path, help="CSV path or directory (default: STUDY/report/pareto.csv)")
+    rp = sub.add_parser("report", help="write report.md, a self-contained report.html and best_model_table.tex")
+    rp.add_argument("study", type=Path, help="study directory (STORAGE/NAME)")
+    rp.add_argument("--out", type=Path, help="output directory (default: STUDY/report)")
+
     st = sub.add_parser("status", help="trials done/running/failed, best score and Pareto front of a study")
     st.add_argument("study", type=Path, help="study directory (STORAGE/NAME)")
     return parser
@@ -159,6 +173,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_study_command(args)
         if args.command == "cluster":
             return _cluster(args)
+        if args.command in ("pareto", "report"):
+            from analysis.cli import pareto_command, report_command
+            from analysis.errors import AnalysisError
+
+            try:
+                if args.command == "pareto":
+                    return pareto_command(args.study, args.objective, args.out)
+                return report_command(args.study, args.out)
+            except AnalysisError as err:
+                raise UsageError(str(err)) from None
         if args.command == "status":
             from tune.run_study import status_command
 

@@ -165,7 +165,7 @@ def _write_checkpoint(folder: Path, seeds: list[int], step: int) -> None:
 
 def _write_journal(study: Path, name: str, trials: list[FakeTrial], objectives: tuple[str, ...]) -> None:
     import optuna
-    from optuna.distributions import CategoricalDistribution, FloatDistribution
+    from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
@@ -173,12 +173,15 @@ def _write_journal(study: Path, name: str, trials: list[FakeTrial], objectives: 
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = JournalStorage(JournalFileBackend(str(study / "optuna.journal")))
-    directions = ["maximize" if OBJECTIVES[o] == "max" else "minimize" for o in objectives]
+    directions = [
+        optuna.study.StudyDirection.MAXIMIZE if OBJECTIVES[o] == "max" else optuna.study.StudyDirection.MINIMIZE
+        for o in objectives
+    ]
     opt = optuna.create_study(study_name=name, storage=storage, directions=directions)
     column = {"score": 1, "recon": 2, "anchor": 3, "anti-anchor": 4}
     for trial in trials:
         params = dict(trial.params or {})
-        dists = {
+        dists: dict[str, BaseDistribution] = {
             k: CategoricalDistribution([10, 16]) if k == "hidden" else FloatDistribution(1e-6, 10.0, log=True)
             for k in params
         }

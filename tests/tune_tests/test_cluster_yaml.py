@@ -48,14 +48,22 @@ def test_cluster_yaml_installs_this_project_with_pins(config: dict[str, Any]) ->
     [
         (lambda c: c.pop("head_node_type"), ValueError, "head_node_type` must be one of"),
         (lambda c: c.update(head_node_type="nope"), ValueError, "head_node_type` must be one of"),
-        (lambda c: c["available_node_types"]["cpu_worker"].pop("node_config"), jsonschema.ValidationError,
-         "'node_config' is a required property"),
-        (lambda c: c["available_node_types"]["cpu_worker"].update(min_workers="two"), jsonschema.ValidationError,
-         "is not of type 'integer'"),
+        (
+            lambda c: c["available_node_types"]["cpu_worker"].pop("node_config"),
+            jsonschema.ValidationError,
+            "'node_config' is a required property",
+        ),
+        (
+            lambda c: c["available_node_types"]["cpu_worker"].update(min_workers="two"),
+            jsonschema.ValidationError,
+            "is not of type 'integer'",
+        ),
         (lambda c: c.update(unknown_field=1), jsonschema.ValidationError, "unknown_field"),
     ],
 )
-def test_broken_copies_fail_validation(config: dict[str, Any], break_it: Any, error: type[Exception], message: str) -> None:
+def test_broken_copies_fail_validation(
+    config: dict[str, Any], break_it: Any, error: type[Exception], message: str
+) -> None:
     broken = copy.deepcopy(config)
     break_it(broken)
     with pytest.raises(error, match=message):
