@@ -2,8 +2,25 @@
 
 from __future__ import annotations
 
-__all__ = ["UsageError"]
+import os
+from pathlib import Path
+
+__all__ = ["UsageError", "writable_directory"]
 
 
 class UsageError(Exception):
     """A mistake in the command line or its input files; printed without a traceback."""
+
+
+def writable_directory(path: Path, flag: str) -> Path:
+    """``path`` made absolute and created if missing, or a UsageError naming the ``flag``."""
+    path = path.expanduser().resolve()
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{flag} {path} exists and is not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"{flag}: cannot create {path}: {err.strerror}") from None
+    if not os.access(path, os.W_OK):
+        raise UsageError(f"{flag} {path} is not writable")
+    return path

@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from tune.errors import UsageError
+from tune.errors import UsageError, writable_directory
 
 __all__ = ["run_study_command", "status_command"]
 
@@ -19,16 +19,7 @@ def _storage(text: str) -> str:
             f"--storage {text!r}: cloud URIs are not supported yet; use a directory that every node of the "
             "cluster sees at the same path (e.g. an NFS or EFS mount)"
         )
-    path = Path(text).expanduser().resolve()
-    if path.exists() and not path.is_dir():
-        raise UsageError(f"--storage {path} exists and is not a directory")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UsageError(f"--storage: cannot create {path}: {err.strerror}") from None
-    if not os.access(path, os.W_OK):
-        raise UsageError(f"--storage {path} is not writable")
-    return str(path)
+    return str(writable_directory(Path(text), "--storage"))
 
 
 def _name(text: str) -> str:

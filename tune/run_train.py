@@ -11,31 +11,19 @@ from pathlib import Path
 
 import numpy as np
 
-from tune.errors import UsageError
+from tune.errors import UsageError, writable_directory
 
 __all__ = ["run_train", "summarize_scores"]
 
 RESULT_FILES = ("metrics.csv", "models.pt", "experiment.json", "dopesheet.csv")
 
 
-def _usage(message: str) -> Exception:
-    return UsageError(message)
-
-
 def _prepare_out(out: Path, force: bool) -> Path:
-    out = out.expanduser().resolve()
-    if out.exists() and not out.is_dir():
-        raise _usage(f"--out {out} exists and is not a directory")
-    existing = [f for f in RESULT_FILES if (out / f).exists()]
+    resolved = out.expanduser().resolve()
+    existing = [f for f in RESULT_FILES if (resolved / f).exists()] if resolved.is_dir() else []
     if existing and not force:
-        raise _usage(f"--out {out} already holds results ({', '.join(existing)}); pass --force to overwrite")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise _usage(f"cannot create --out {out}: {err.strerror}") from None
-    if not os.access(out, os.W_OK):
-        raise _usage(f"--out {out} is not writable")
-    return out
+        raise UsageError(f"--out {resolved} already holds results ({', '.join(existing)}); pass --force to overwrite")
+    return writable_directory(resolved, "--out")
 
 
 def _atomic_write(path: Path, write: object) -> None:
@@ -113,11 +101,11 @@ def run_train(
         sheet = Dopesheet.read(dopesheet) if dopesheet is not None else reference_dopesheet()
         if steps is not None:
             if steps < 2:
-                raise _usage("--steps must be at least 2")
+                raise UsageError("--steps must be at least 2")
             sheet = sheet.stretched(steps)
         experiment = ex_2_9_1(hidden=hidden, dopesheet=sheet, stream=stream)
     except DopesheetError as err:
-        raise _usage(str(err)) from None
+        raise UsageError(str(err)) from None
     if "lr" not in experiment.dopesheet.props:
         print(
             f"excolor train: warning: {sheet.source} has no 'lr' column; lr stays at 1e-8 (the original's default)",
