@@ -22,7 +22,7 @@ from pathlib import Path
 
 from tune.errors import UsageError
 
-__all__ = ["ClusterInfo", "cluster_down", "cluster_processes", "cluster_up", "worker_raylets"]
+__all__ = ["ClusterInfo", "cluster_down", "cluster_processes", "cluster_temp_dir", "cluster_up", "worker_raylets"]
 
 STATE_FILE = "excolor-cluster.json"
 
@@ -39,7 +39,7 @@ class ClusterInfo:
         return f"127.0.0.1:{self.port}"
 
 
-def _temp_dir(port: int) -> Path:
+def cluster_temp_dir(port: int) -> Path:
     # Short on purpose: Ray's Unix socket paths live under it (107-character limit).
     return Path(f"/tmp/excolor-ray-{port}")
 
@@ -73,7 +73,7 @@ def cluster_up(*, workers: int, cpus_per_worker: int = 1, port: int = 6390, obje
     """Start a head node and ``workers`` worker nodes on this machine."""
     if workers < 1 or cpus_per_worker < 1 or object_store_mb < 75:
         raise UsageError("need --workers >= 1, --cpus-per-worker >= 1 and --object-store-mb >= 75")
-    temp = _temp_dir(port)
+    temp = cluster_temp_dir(port)
     if cluster_processes(port):
         raise UsageError(
             f"a local cluster already runs on port {port}; stop it with `excolor cluster down --port {port}`"
@@ -128,7 +128,7 @@ def _cmdline(pid: int) -> str:
 
 def cluster_processes(port: int) -> list[int]:
     """PIDs of this local cluster: processes naming its temp dir, and all their descendants."""
-    marker = str(_temp_dir(port))
+    marker = str(cluster_temp_dir(port))
     roots = [int(p.name) for p in Path("/proc").glob("[0-9]*") if marker in _cmdline(int(p.name))]
     tree, found, stack = _children(), set(), list(roots)
     while stack:
@@ -141,7 +141,7 @@ def cluster_processes(port: int) -> list[int]:
 
 def worker_raylets(port: int) -> list[int]:
     """PIDs of the worker nodes' raylets (not the head's): killing one loses that node."""
-    marker = str(_temp_dir(port))
+    marker = str(cluster_temp_dir(port))
     out = []
     for p in Path("/proc").glob("[0-9]*"):
         cmd = _cmdline(int(p.name))
@@ -170,5 +170,5 @@ def cluster_down(*, port: int = 6390, timeout: float = 5.0) -> int:
             time.sleep(0.1)
         if not any(_alive(p) for p in pids):
             break
-    shutil.rmtree(_temp_dir(port), ignore_errors=True)
+    shutil.rmtree(cluster_temp_dir(port), ignore_errors=True)
     return len(pids)

@@ -16,8 +16,10 @@ and finishes it: no duplicate trials, the requested trial count exactly.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -128,18 +130,28 @@ def _prepare_environment(address: str | None, wandb_mode: str) -> None:
     # Ray's C++ core prints warnings such as "_WandbLoggingActor ... max_restarts" as errors on the
     # terminal; its full logs stay in /tmp/ray/session_latest/logs. Set it yourself to see them.
     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
-    token = Path.home() / ".ray" / "auth_token"
-    if address and "RAY_AUTH_MODE" not in os.environ and "RAY_AUTH_TOKEN" not in os.environ and token.exists():
-        # A cluster started with token auth (Ray 2.60's default, and `excolor cluster up`) needs the
-        # driver in token mode too; Ray reads the token from ~/.ray/auth_token. It is never printed.
+    if address and "RAY_AUTH_MODE" not in os.environ and _is_local_excolor_cluster(address):
+        # `excolor cluster up` starts its nodes with token auth; a driver needs token mode too. Ray
+        # reads the token from ~/.ray/auth_token; it is never printed. For other clusters, export the
+        # same RAY_AUTH_MODE as the cluster (Ray's rule).
         os.environ["RAY_AUTH_MODE"] = "token"
 
 
-def _init_ray(address: str | None) -> None:
+def _is_local_excolor_cluster(address: str) -> bool:
+    host, _, port = address.rpartition(":")
+    if host not in ("127.0.0.1", "localhost") or not port.isdigit():
+        return False
+    from tune.local_cluster import STATE_FILE, cluster_temp_dir
+
+    return (cluster_temp_dir(int(port)) / STATE_FILE).exists()
+
+
+def _init_ray(address: str | None) -> str | None:
+    """Connect to or start Ray; returns the session directory when this call started an embedded Ray."""
     import ray
 
     if ray.is_initialized():
-        return
+        return None
     try:
         if address:
             ray.init(address=address, log_to_driver=False)
@@ -148,6 +160,29 @@ def _init_ray(address: str | None) -> None:
     except (ConnectionError, ValueError, RuntimeError) as err:
         where = f"the Ray cluster at {address!r}" if address else "an embedded Ray"
         raise UsageError(f"cannot start or reach {where}: {err}") from None
+    if address:
+        return None
+    return str(ray._private.worker._global_node.get_session_dir_path())
+
+
+def _shutdown_embedded_ray(session_dir: str) -> None:
+    """Stop the Ray this command started, and any of its processes that outlive it.
+
+    NOTE(excolor): a W&B logging actor (Ray's WandbLoggerCallback) was seen to survive
+    ``ray.shutdown()`` as an orphan, idle for good; a study command must not leave such processes
+    behind, so whatever still runs inside this Ray session's directory is killed.
+    """
+    import ray
+
+    ray.shutdown()
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cwd = os.readlink(proc / "cwd")
+        except OSError:
+            continue
+        if cwd.startswith(session_dir) and int(proc.name) != os.getpid():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(proc.name), signal.SIGKILL)
 
 
 def _sampler(spec: StudySpec) -> Any:
@@ -280,7 +315,7 @@ def run_study(spec: StudySpec, *, address: str | None = None, progress: bool = T
     directory = study_dir(spec)
     exists = _existing_record(spec, directory)
     restore = exists and tune.Tuner.can_restore(str(directory))
-    _init_ray(address)  # before writing anything: an unreachable cluster leaves no trace
+    embedded_session = _init_ray(address)  # before writing anything: an unreachable cluster leaves no trace
     if not exists:
         _write_record(spec, directory)
     settings = TrialSettings(
@@ -297,7 +332,11 @@ def run_study(spec: StudySpec, *, address: str | None = None, progress: bool = T
     if progress:
         print(f"{'resuming' if restore else 'starting'} {spec.kind} {spec.name!r} in {directory}", file=sys.stderr)
     start = time.perf_counter()
-    results = tuner.fit()
+    try:
+        results = tuner.fit()
+    finally:
+        if embedded_session is not None:
+            _shutdown_embedded_ray(embedded_session)
     if progress:
         print(
             f"{spec.kind} {spec.name!r}: {len(results)} trials in {time.perf_counter() - start:.1f} s", file=sys.stderr
