@@ -104,14 +104,10 @@ def _optuna_states(journal: Path, name: str) -> dict[str, int] | None:
 
 
 def pareto_mask(points: np.ndarray, /, *, maximise: list[bool]) -> np.ndarray:
-    """Non-dominated rows of (n, k) points (quick O(n²) view for status; analysis uses moocore)."""
-    p = np.where(np.asarray(maximise), -points, points)  # minimise everything
-    n = len(p)
-    keep = np.ones(n, dtype=bool)
-    for i in range(n):
-        dominated = np.all(p <= p[i], axis=1) & np.any(p < p[i], axis=1)
-        keep[i] = not dominated.any()
-    return keep
+    """Non-dominated rows of (n, k) finite points; exact ties all stay on the front (moocore)."""
+    import moocore
+
+    return np.asarray(moocore.is_nondominated(points, maximise=maximise, keep_weakly=True), dtype=bool)
 
 
 FRONT_COLUMNS = ("score_mean", "score_q10", "val_recon_mean", "val_anchor_mean", "diverged_frac", "collapsed_frac")

@@ -249,7 +249,7 @@ def _callbacks(spec: StudySpec, directory: Path) -> list[Any]:
     return [*callbacks, WandbLoggerCallback(project="excolor", group=spec.name, mode=spec.wandb, log_config=True)]
 
 
-def _tuner(spec: StudySpec, directory: Path, trainable: Any, restore: bool) -> Any:
+def _tuner(spec: StudySpec, directory: Path, trainable: Any, restore: bool, space: Any) -> Any:
     from ray import tune
 
     if restore:
@@ -278,9 +278,6 @@ def _tuner(spec: StudySpec, directory: Path, trainable: Any, restore: bool) -> A
     from optuna.storages.journal import JournalFileBackend
     from ray.tune.search.optuna import OptunaSearch
 
-    from tune.space import SearchSpace
-
-    space: SearchSpace = trainable_space(spec)
     storage = JournalStorage(JournalFileBackend(str(directory / "optuna.journal")))
     reference = space.reference_params()
     searcher = OptunaSearch(
@@ -318,17 +315,18 @@ def run_study(spec: StudySpec, *, address: str | None = None, progress: bool = T
     embedded_session = _init_ray(address)  # before writing anything: an unreachable cluster leaves no trace
     if not exists:
         _write_record(spec, directory)
+    space = trainable_space(spec) if spec.kind == "search" else None  # read once, shared below
     settings = TrialSettings(
         hidden=spec.hidden,
         steps=spec.steps,
         stream=spec.stream,
-        space=trainable_space(spec) if spec.kind == "search" else None,
+        space=space,
         threads=spec.cpus_per_trial,
         seeds=tuple(spec.seed_groups()[0]) if spec.kind == "search" else None,
         checkpoint_every_s=spec.checkpoint_every_s,
     )
     trainable = tune.with_resources(tune.with_parameters(train_trial, settings=settings), {"cpu": spec.cpus_per_trial})
-    tuner = _tuner(spec, directory, trainable, restore)
+    tuner = _tuner(spec, directory, trainable, restore, space)
     if progress:
         print(f"{'resuming' if restore else 'starting'} {spec.kind} {spec.name!r} in {directory}", file=sys.stderr)
     start = time.perf_counter()
