@@ -4,11 +4,13 @@ The package is the science: torch and numpy only, nothing of Ray, Optuna or W&B.
 
 - ``dopesheet``     keyframed schedules (CSV), strict validation, minimum-jerk timelines
 - ``colors``        RGB/HSV, colour attributes, HSV similarity, grids, named colours
-- ``data``          training/validation colour sets, labels, stateless per-model batch sampling
-- ``model``         the clamped-and-normalised MLP
+- ``data``          training/validation colour sets, label rules, stateless per-model batch sampling
+- ``model``         the clamped-and-normalised MLP, and the legacy ColorMLP
 - ``population``    S models stacked in one flat buffer, hand-written forward/backward
 - ``regularizers``  the seven loss terms with label and layer affinities
-- ``config``        the typed experiment description; the Ex 2.9.1 preset
+- ``config``        the typed experiment description; the Ex 2.9.1 preset in Python
+- ``experiments``   experiment files (YAML) and the shipped presets (Ex 2.9.1, 2.10.1, 2.8, 2.4, 2.1)
+- ``devices``       --device resolution (cpu, cuda, auto) and the FLOP count of one training
 - ``train``         the population trainer (the single-model API is its S = 1 case)
 - ``surgery``       ablate / prune a latent dimension
 - ``interventions`` suppression, repulsion, falloffs and mappers
@@ -18,21 +20,26 @@ The package is the science: torch and numpy only, nothing of Ray, Optuna or W&B.
 
 from excolor.config import Experiment, ModelConfig, ex_2_9_1
 from excolor.dopesheet import Dopesheet, DopesheetError, reference_dopesheet
-from excolor.model import CNColorMLP, build_model
+from excolor.experiments import ExperimentError, load_experiment, preset
+from excolor.model import CNColorMLP, ColorMLP, build_model
 from excolor.population import Population
 from excolor.train import PopulationTrainer, TrainResult, train
 
 __all__ = [
     "CNColorMLP",
+    "ColorMLP",
     "Dopesheet",
     "DopesheetError",
     "Experiment",
+    "ExperimentError",
     "ModelConfig",
     "Population",
     "PopulationTrainer",
     "TrainResult",
     "build_model",
     "ex_2_9_1",
+    "load_experiment",
+    "preset",
     "reference_dopesheet",
     "train",
 ]

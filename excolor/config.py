@@ -9,28 +9,90 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from excolor.colors import RED_HSV, hsv_to_rgb
+from excolor.data import TrainingData
 from excolor.dopesheet import Dopesheet, reference_dopesheet
+from excolor.model import MODEL_KINDS
 from excolor.regularizers import AngularAnchor, AntiAnchor, AxisAlignedSubspace, RegularizerConfig, Separate
 
-__all__ = ["STREAMS", "Experiment", "ModelConfig", "ex_2_9_1", "ex_2_9_1_regularizers"]
+__all__ = [
+    "INTERVENTIONS",
+    "STREAMS",
+    "Evaluation",
+    "Experiment",
+    "ModelConfig",
+    "TrainingData",
+    "ex_2_9_1",
+    "ex_2_9_1_regularizers",
+]
 
 STREAMS = ("hash", "original")
 """Batch/label random streams this build offers (§14.1)."""
 
+INTERVENTIONS = ("suppression", "repulsion")
+"""Inference-time interventions an experiment can evaluate besides ablation (§8, §9.12)."""
+
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Shape of ``CNColorMLP``: latent K, hidden width H, GELU blocks N per side."""
+    """Model kind and shape: latent K, hidden width H, GELU blocks N per side (§2)."""
 
     k_bottleneck: int = 5
     k_codec: int = 16
     n_nonlinear: int = 2
+    kind: str = "CNColorMLP"
 
     def __post_init__(self) -> None:
         for name in ("k_bottleneck", "k_codec", "n_nonlinear"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"model.{name} must be a positive integer, got {value!r}")
+        if self.kind not in MODEL_KINDS:
+            raise ValueError(f"model.kind must be one of {', '.join(MODEL_KINDS)}, got {self.kind!r}")
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        """Layers regularizers can read: ``encoder`` (pre-norm latent) and, on CNColorMLP, ``bottleneck``."""
+        return ("encoder", "bottleneck") if self.kind == "CNColorMLP" else ("encoder",)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.k_bottleneck, self.k_codec, self.n_nonlinear)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """How a trained model is scored (§9.8) and which interventions are measured (§9.12).
+
+    Args:
+        concept_dim: the latent axis that should hold the concept; ablated for the score.
+        anchor_hsv: the concept colour in HSV; the score correlates error with similarity to it.
+        score_power: exponent of that similarity in the score.
+        score_grid: the score's RGB grid size per axis (8 → 512 colours, corners included).
+        interventions: each adds ``<name>_r``, the error-vs-similarity r under that intervention
+            on the concept axis, on the 20³ cube (``suppression``: hard gate, similarity²;
+            ``repulsion``: Bezier map to cos 60°, similarity³).
+    """
+
+    concept_dim: int = 0
+    anchor_hsv: tuple[float, float, float] = RED_HSV
+    score_power: float = 3.0
+    score_grid: int = 8
+    interventions: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.score_grid < 2 or not self.score_power > 0:
+            raise ValueError("evaluation needs score_grid >= 2 and score_power > 0")
+        if len(self.anchor_hsv) != 3 or not all(0.0 <= float(v) <= 1.0 for v in self.anchor_hsv):
+            raise ValueError(f"anchor_hsv must be three numbers in [0, 1], got {self.anchor_hsv!r}")
+        for name in self.interventions:
+            if name not in INTERVENTIONS:
+                raise ValueError(f"unknown intervention {name!r}; expected one of {', '.join(INTERVENTIONS)}")
+
+    @property
+    def concept_rgb(self) -> tuple[float, float, float]:
+        r, g, b = (float(v) for v in hsv_to_rgb(self.anchor_hsv))
+        return (r, g, b)
 
 
 @dataclass(frozen=True)
@@ -41,75 +103,98 @@ class Experiment:
         name: preset or file name, recorded with results.
         dopesheet: the schedule of ``lr`` and of each regularizer's weight.
         regularizers: the terms, in the order they are added to the loss.
-        model: network shape.
-        batch_size: colours per training batch (per model).
-        subdivisions: training grid size per RGB axis (8 → 512 colours).
-        score_grid, score_power: the ablation score's RGB grid and similarity power (§9.8).
-        concept_dim: the latent axis that should hold the concept; ablated for the score.
-        concept_color: RGB of the concept (used for ``red_angle_deg``).
+        model: network kind and shape.
+        data: training colours, sampler, labels, batch size, validation grid.
+        evaluation: the score and the measured interventions.
         stream: the batch/label random stream (§14.1).
+        description: one line for ``excolor experiments``.
+        seeds: the seeds a run uses when none are given, e.g. ``'0-59'``.
     """
 
     name: str
     dopesheet: Dopesheet
     regularizers: tuple[RegularizerConfig, ...]
     model: ModelConfig = field(default_factory=ModelConfig)
-    batch_size: int = 64
-    subdivisions: int = 8
-    score_grid: int = 8
-    score_power: float = 3.0
-    concept_dim: int = 0
-    concept_color: tuple[float, float, float] = (1.0, 0.0, 0.0)
+    data: TrainingData = field(default_factory=TrainingData)
+    evaluation: Evaluation = field(default_factory=Evaluation)
     stream: str = "hash"
+    description: str = ""
+    seeds: str = "0-59"
 
     def __post_init__(self) -> None:
         names = [r.name for r in self.regularizers]
         if len(set(names)) != len(names):
             raise ValueError(f"regularizer names must be unique, got {names}")
+        for r in self.regularizers:
+            if r.layer not in self.model.layers:
+                raise ValueError(
+                    f"regularizer {r.name!r} reads layer {r.layer!r}, which a {self.model.kind} does not have; "
+                    f"its layers: {', '.join(self.model.layers)}"
+                )
+            for label in r.label_affinities or {}:
+                if label not in self.data.labels:
+                    raise ValueError(
+                        f"regularizer {r.name!r} has an affinity for label {label!r}, which the data does not "
+                        f"define; labels: {', '.join(self.data.labels) or '(none)'}"
+                    )
         self.dopesheet.check_properties(names)
         if self.dopesheet.length < 2:
             raise ValueError("the dopesheet must span at least 2 steps")
-        if self.batch_size < 1 or self.subdivisions < 2 or self.score_grid < 2:
-            raise ValueError("batch_size >= 1, subdivisions >= 2 and score_grid >= 2 are required")
-        if not 0 <= self.concept_dim < self.model.k_bottleneck:
-            raise ValueError(f"concept_dim {self.concept_dim} is outside the {self.model.k_bottleneck}-D latent")
-        if self.stream == "original" and self.subdivisions**3 % self.batch_size:
-            raise ValueError("the original stream needs the training set to be whole batches")
+        if not 0 <= self.evaluation.concept_dim < self.model.k_bottleneck:
+            raise ValueError(
+                f"evaluation.concept_dim {self.evaluation.concept_dim} is outside the "
+                f"{self.model.k_bottleneck}-D latent"
+            )
         if self.stream not in STREAMS:
             raise ValueError(f"stream must be one of {STREAMS}, got {self.stream!r}")
+        if self.stream == "original":
+            d = self.data
+            if d.colors != "rgb-grid" or d.sampler != "uniform" or len(d.labels) != 1:
+                raise ValueError(
+                    "the original stream reproduces the published Ex 2.9.1-style runs only: an rgb-grid, "
+                    "the uniform sampler and one label; use the hash stream"
+                )
+            if d.subdivisions**3 % d.batch_size or d.subdivisions**3 % 32:
+                raise ValueError("the original stream needs the training set to be whole batches")
+
+    # Shorthands used by the trainer (and kept for code written against the first version).
+    @property
+    def batch_size(self) -> int:
+        return self.data.batch_size
+
+    @property
+    def subdivisions(self) -> int:
+        return self.data.subdivisions
+
+    @property
+    def score_grid(self) -> int:
+        return self.evaluation.score_grid
+
+    @property
+    def score_power(self) -> float:
+        return self.evaluation.score_power
+
+    @property
+    def concept_dim(self) -> int:
+        return self.evaluation.concept_dim
+
+    @property
+    def concept_color(self) -> tuple[float, float, float]:
+        return self.evaluation.concept_rgb
 
     def with_dopesheet(self, dopesheet: Dopesheet) -> Experiment:
         return replace(self, dopesheet=dopesheet)
 
+    def with_model(self, **changes: Any) -> Experiment:
+        """The same experiment with model fields changed, e.g. ``with_model(k_codec=10)``."""
+        return replace(self, model=replace(self.model, **changes))
+
     def describe(self) -> dict[str, Any]:
-        """JSON-ready summary saved beside every result."""
-        return {
-            "name": self.name,
-            "model": {
-                "k_bottleneck": self.model.k_bottleneck,
-                "k_codec": self.model.k_codec,
-                "n_nonlinear": self.model.n_nonlinear,
-            },
-            "regularizers": [
-                {
-                    "name": r.name,
-                    "term": type(r.term).__name__,
-                    "label_affinities": None if r.label_affinities is None else dict(r.label_affinities),
-                    "layer": r.layer,
-                    "phases": sorted(r.phases),
-                }
-                for r in self.regularizers
-            ],
-            "batch_size": self.batch_size,
-            "subdivisions": self.subdivisions,
-            "score_grid": self.score_grid,
-            "score_power": self.score_power,
-            "concept_dim": self.concept_dim,
-            "concept_color": list(self.concept_color),
-            "stream": self.stream,
-            "steps": self.dopesheet.length,
-            "dopesheet_csv": self.dopesheet.to_csv(),
-        }
+        """The resolved experiment as plain data, in the experiment-file schema (saved beside results;
+        ``excolor.experiments.from_dict`` reads it back)."""
+        from excolor.experiments import to_dict
+
+        return to_dict(self)
 
 
 def ex_2_9_1_regularizers(k_bottleneck: int = 5) -> tuple[RegularizerConfig, ...]:
@@ -133,4 +218,6 @@ def ex_2_9_1(*, hidden: int = 16, dopesheet: Dopesheet | None = None, stream: st
         regularizers=ex_2_9_1_regularizers(5),
         model=ModelConfig(k_bottleneck=5, k_codec=hidden, n_nonlinear=2),
         stream=stream,
+        description="red on axis 0 of a 5-D unit latent; anchor, anti-anchor, anti-subspace (the default)",
+        evaluation=Evaluation(interventions=("suppression",)),
     )

@@ -16,24 +16,45 @@ Letters used in shape comments: S models, B batch size, N colours.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from excolor.colors import redness
+from excolor.colors import ColorCube, arange_cyclic, blueness, greenness, redness, vibrancy
 
 __all__ = [
+    "COLOR_SETS",
+    "LABEL_ATTRIBUTES",
     "MAX_SEED",
+    "SAMPLERS",
     "ColorSet",
     "HashSampler",
+    "LabelRule",
     "OriginalStream",
+    "TrainingData",
     "color_grid",
     "make_stream",
     "training_colors",
     "validation_colors",
 ]
+
+LABEL_ATTRIBUTES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "redness": redness,
+    "greenness": greenness,
+    "blueness": blueness,
+    "vibrancy": vibrancy,
+    "desaturation": lambda c: 1.0 - vibrancy(c),
+}
+"""Colour attributes a label can follow (§3.4, §3.8); each maps RGB ``[..., 3]`` to [0, 1]."""
+
+COLOR_SETS = ("rgb-grid", "hsv-cube")
+"""Training colour sets: the RGB corner grid of Ex 2.9.1, the legacy HSV cube of Ex 2.1–2.8 (§3.8)."""
+
+SAMPLERS = ("uniform", "bias")
+"""How training colours are drawn (with replacement): uniformly, or in proportion to the cube's bias."""
 
 MAX_SEED = 2**32 - 1
 _MASK32 = 0xFFFFFFFF
@@ -63,12 +84,104 @@ class ColorSet:
     colors: torch.Tensor  # (N, 3) float32 RGB in [0, 1]
     labels: Mapping[str, torch.Tensor]  # name -> (N,) float32
     stochastic: bool
+    weights: torch.Tensor | None = None  # (N,) float64 sampling weights; None = uniform
 
     def __len__(self) -> int:
         return int(self.colors.shape[0])
 
     def to(self, device: torch.device | str) -> ColorSet:
-        return ColorSet(self.colors.to(device), {k: v.to(device) for k, v in self.labels.items()}, self.stochastic)
+        weights = None if self.weights is None else self.weights.to(device)
+        labels = {k: v.to(device) for k, v in self.labels.items()}
+        return ColorSet(self.colors.to(device), labels, self.stochastic, weights)
+
+
+@dataclass(frozen=True)
+class LabelRule:
+    """A stochastic label: P(label | colour) = attribute(colour)^power · scale (§3.7, §3.8).
+
+    Validation uses exact labels instead: 1 where the attribute is exactly 1 (pure red for
+    ``redness``), 0 elsewhere, as the Ex 2.9.1 validation set does.
+
+    >>> LabelRule("redness", 8, 0.08).probability(np.array([[1.0, 0.0, 0.0]])).tolist()
+    [0.08]
+    """
+
+    attribute: str
+    power: float
+    scale: float
+
+    def __post_init__(self) -> None:
+        if self.attribute not in LABEL_ATTRIBUTES:
+            raise ValueError(
+                f"unknown label attribute {self.attribute!r}; expected one of {', '.join(LABEL_ATTRIBUTES)}"
+            )
+        if not (math.isfinite(self.power) and self.power > 0):
+            raise ValueError(f"label power must be a finite number > 0, got {self.power!r}")
+        if not 0 <= self.scale <= 1:
+            raise ValueError(f"label scale must lie in [0, 1] (it is a probability), got {self.scale!r}")
+
+    def probability(self, rgb: np.ndarray) -> np.ndarray:
+        return LABEL_ATTRIBUTES[self.attribute](rgb) ** self.power * self.scale
+
+    def exact(self, rgb: np.ndarray) -> np.ndarray:
+        return (LABEL_ATTRIBUTES[self.attribute](rgb) == 1).astype(np.float64)
+
+
+RED_LABEL = LabelRule("redness", 8.0, 0.08)
+"""Ex 2.9.1's only label (§3.7)."""
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """What a model trains on: the colour set, how it is drawn, and its stochastic labels.
+
+    Args:
+        colors: ``rgb-grid`` (``subdivisions``³ corner grid) or ``hsv-cube`` (``hsv_shape`` =
+            hues × saturations × values, hue step 360°/hues, §3.8).
+        sampler: ``uniform`` or ``bias`` (the HSV cube's weights, compensating repeated greys).
+        labels: label name -> rule; the names are what regularizers' label affinities refer to.
+        batch_size: colours per training batch.
+        validation_grid: the validation set is its cell centres plus the 8 corners (§3.5).
+    """
+
+    colors: str = "rgb-grid"
+    subdivisions: int = 8
+    hsv_shape: tuple[int, int, int] = (36, 10, 10)
+    sampler: str = "uniform"
+    labels: Mapping[str, LabelRule] = field(default_factory=lambda: {"red": RED_LABEL})
+    batch_size: int = 64
+    validation_grid: int = 8
+
+    def __post_init__(self) -> None:
+        if self.colors not in COLOR_SETS:
+            raise ValueError(f"unknown colour set {self.colors!r}; expected one of {', '.join(COLOR_SETS)}")
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler {self.sampler!r}; expected one of {', '.join(SAMPLERS)}")
+        if self.subdivisions < 2 or self.validation_grid < 2 or self.batch_size < 1:
+            raise ValueError("subdivisions >= 2, validation_grid >= 2 and batch_size >= 1 are required")
+        if len(self.hsv_shape) != 3 or min(self.hsv_shape) < 1:
+            raise ValueError(f"hsv_shape must be three positive sizes, got {self.hsv_shape!r}")
+
+    def training_set(self) -> ColorSet:
+        """The training colours with their label probabilities (and sampling weights)."""
+        if self.colors == "rgb-grid":
+            rgb = color_grid(self.subdivisions, "cell-corners")
+            bias = np.ones(len(rgb))
+        else:
+            n_h, n_s, n_v = self.hsv_shape
+            cube = ColorCube.from_hsv(
+                arange_cyclic(step_size=1.0 / n_h), np.linspace(0.0, 1.0, n_s), np.linspace(0.0, 1.0, n_v)
+            )
+            rgb, bias = cube.rgb_grid.reshape(-1, 3), cube.bias.reshape(-1)
+        labels = _label_values(rgb, {k: r.probability for k, r in self.labels.items()})
+        weights = torch.as_tensor(bias, dtype=torch.float64) if self.sampler == "bias" else None
+        return ColorSet(torch.as_tensor(rgb, dtype=torch.float32), labels, stochastic=True, weights=weights)
+
+    def validation_set(self) -> ColorSet:
+        """Cell centres + corners of the validation grid, exact labels (§3.7)."""
+        rgb = color_grid(self.validation_grid, "cell-centers")
+        labels = _label_values(rgb, {k: r.exact for k, r in self.labels.items()})
+        return ColorSet(torch.as_tensor(rgb, dtype=torch.float32), labels, stochastic=False)
 
 
 def color_grid(subs: int, sample_at: str = "cell-corners", *, add_corners: bool | None = None) -> np.ndarray:
@@ -103,16 +216,12 @@ def _label_values(rgb: np.ndarray, rules: Mapping[str, Callable[[np.ndarray], np
 
 def training_colors(subs: int = 8) -> ColorSet:
     """The Ex 2.9.1 training set: corner grid, stochastic red with p = redness⁸·0.08."""
-    rgb = color_grid(subs, "cell-corners")
-    labels = _label_values(rgb, {"red": lambda c: redness(c) ** 8 * 0.08})
-    return ColorSet(torch.as_tensor(rgb, dtype=torch.float32), labels, stochastic=True)
+    return TrainingData(subdivisions=subs).training_set()
 
 
 def validation_colors(subs: int = 8) -> ColorSet:
     """The Ex 2.9.1 validation set: cell centres + corners, exact red label on (1, 0, 0) only."""
-    rgb = color_grid(subs, "cell-centers")
-    labels = _label_values(rgb, {"red": lambda c: redness(c) == 1})
-    return ColorSet(torch.as_tensor(rgb, dtype=torch.float32), labels, stochastic=False)
+    return TrainingData(validation_grid=subs).validation_set()
 
 
 class HashSampler:
@@ -124,7 +233,13 @@ class HashSampler:
     """
 
     def __init__(
-        self, seeds: Sequence[int], *, n_colors: int, batch_size: int, device: torch.device | str = "cpu"
+        self,
+        seeds: Sequence[int],
+        *,
+        n_colors: int,
+        batch_size: int,
+        weights: torch.Tensor | None = None,
+        device: torch.device | str = "cpu",
     ) -> None:
         seeds_t = torch.as_tensor(list(seeds), dtype=torch.int64, device=device)
         if seeds_t.ndim != 1 or len(seeds_t) == 0:
@@ -138,14 +253,26 @@ class HashSampler:
         self._slots = torch.arange(batch_size, dtype=torch.int64, device=device) * _SLOT_MUL  # (B,)
         self._index_keys = _mix32(seeds_t ^ _INDEX_STREAM).unsqueeze(-1)  # (S, 1)
         self._label_keys = _mix32(seeds_t ^ _LABEL_STREAM).unsqueeze(-1)  # (S, 1)
+        self._cdf: torch.Tensor | None = None
+        if weights is not None:
+            w = torch.as_tensor(weights, dtype=torch.float64).cpu().flatten()
+            if len(w) != n_colors or not bool(torch.isfinite(w).all()) or bool((w < 0).any()) or float(w.sum()) <= 0:
+                raise ValueError(f"sampling weights must be {n_colors} finite values >= 0 with a positive sum")
+            # (N,) float64, summed on the CPU so that every device draws from the very same table
+            self._cdf = (torch.cumsum(w, 0) / w.sum()).to(device)
 
     def _hash(self, keys: torch.Tensor, step: int) -> torch.Tensor:
         per_step = _mix32((keys + (step * _STEP_MUL & _MASK32)) & _MASK32)  # (S, 1)
         return _mix32((per_step + self._slots) & _MASK32)  # (S, B)
 
     def indices(self, step: int) -> torch.Tensor:
-        """(S, B) int64 colour indices, uniform over ``n_colors`` (multiply-shift, no modulo bias)."""
-        return (self._hash(self._index_keys, step) * self.n_colors) >> 32
+        """(S, B) int64 colour indices: uniform over ``n_colors`` (multiply-shift, no modulo bias), or
+        drawn in proportion to ``weights`` (inverse CDF of a 32-bit uniform)."""
+        bits = self._hash(self._index_keys, step)
+        if self._cdf is None:
+            return (bits * self.n_colors) >> 32
+        u = (bits.to(torch.float64) + 0.5) * 2.0**-32  # in (0, 1)
+        return torch.searchsorted(self._cdf, u).clamp_(max=self.n_colors - 1)
 
     def uniforms(self, step: int, channel: int = 0) -> torch.Tensor:
         """(S, B) float32 uniforms in [0, 1) with 24 random bits (exact in float32).
@@ -302,12 +429,15 @@ def make_stream(
     batch_size: int,
     val_every: int,
     model_shape: tuple[int, int, int],
+    weights: torch.Tensor | None = None,
     device: torch.device | str = "cpu",
 ) -> HashSampler | OriginalStream:
     """The batch stream named ``kind`` ('hash' or 'original') for these seeds."""
     if kind == "hash":
-        return HashSampler(seeds, n_colors=n_colors, batch_size=batch_size, device=device)
+        return HashSampler(seeds, n_colors=n_colors, batch_size=batch_size, weights=weights, device=device)
     if kind == "original":
+        if weights is not None:
+            raise ValueError("the original stream draws uniformly; it cannot use a bias-weighted sampler")
         return OriginalStream(
             seeds,
             n_colors=n_colors,

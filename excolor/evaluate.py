@@ -33,6 +33,7 @@ __all__ = [
     "EvaluationPlan",
     "ablation_score",
     "error_correlation",
+    "intervention_correlations",
     "named_color_latex",
     "named_color_table",
     "pearson_r",
@@ -179,19 +180,20 @@ def error_correlation(
 
 
 def score_from_errors(
-    mse: npt.ArrayLike, /, *, rgb: npt.ArrayLike, power: float = 3.0
+    mse: npt.ArrayLike, /, *, rgb: npt.ArrayLike, power: float = 3.0, anchor_hsv: npt.ArrayLike = RED_HSV
 ) -> tuple[FloatArray, FloatArray]:
     """The ablation score of S models from their per-colour errors: (r² ``[S]``, r ``[S]``) (§9.8).
 
     Args:
         mse: ``[S, N]`` errors of each ablated model on the colours ``rgb``.
         rgb: ``[N, 3]``, normally ``rgb_grid(8)``.
-        power: exponent of the similarity to red.
+        power: exponent of the similarity to the anchor colour.
+        anchor_hsv: the concept colour (pure red in every shipped experiment).
 
     The sign of r is discarded by the square; report r beside the score so that collapsed runs with
     a negative r stay visible (§14.2). NaN where a model's errors are all equal.
     """
-    r, _ = _correlate(rgb, mse, RED_HSV, power)
+    r, _ = _correlate(rgb, mse, anchor_hsv, power)
     return r**2, r
 
 
@@ -353,4 +355,51 @@ def population_correlations(population: Population, /, *, n: int = 20, concept_d
         y = population.predict(x, **kwargs)  # (S, N, 3)
         mse = ((y - x) ** 2).mean(-1).double().cpu().numpy()  # (S, N)
         out[f"{name}_r"] = pearson_r(red_similarity(rgb, power=CORRELATION_POWERS[name]), mse)
+    return out
+
+
+INTERVENTION_POWERS: Mapping[str, float] = {"suppression": 2.0, "repulsion": 3.0}
+"""Similarity power of each intervention's error-vs-similarity r (§9.12; repulsion as ablation)."""
+
+
+def concept_intervention(name: str, axis: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The latent map of a named intervention on the concept ``axis`` (unit vector).
+
+    ``suppression``: the hard gate of §9.12 (BoundedFalloff(cos 90°, 1, 0)) removes the whole
+    positive component. ``repulsion``: rotate aligned latents to at most cos 60° with a fast
+    Bézier map (Ex 2.4, §10.4); a latent exactly on the axis turns towards a fixed-seed direction.
+    """
+    if name == "suppression":
+        return Suppression(axis, BoundedFalloff(math.cos(math.pi / 2), 1.0, 0.0))
+    if name == "repulsion":
+        from excolor.interventions import FastBezierMapper, Repulsion
+
+        generator = torch.Generator().manual_seed(0)  # on the CPU: the same directions on every device
+        return Repulsion(axis, FastBezierMapper(0.0, math.cos(math.pi / 3)), generator=generator)
+    raise ValueError(f"unknown intervention {name!r}; expected one of {', '.join(INTERVENTION_POWERS)}")
+
+
+@torch.no_grad()
+def intervention_correlations(
+    population: Population,
+    names: Iterable[str],
+    /,
+    *,
+    concept_dim: int = 0,
+    anchor_hsv: npt.ArrayLike = RED_HSV,
+    n: int = 20,
+) -> dict[str, FloatArray]:
+    """``<name>_r`` (S,) for each intervention: per-colour error under it vs similarity to the anchor,
+    on the n³ RGB cube (§9.12); the intervention acts on the concept axis of the latent."""
+    rgb = rgb_grid(n)
+    x = torch.as_tensor(rgb, dtype=torch.float32, device=population.flat.device)
+    axis = torch.zeros(population.k_bottleneck, device=x.device)
+    axis[concept_dim] = 1.0
+    hsv = rgb_to_hsv(rgb)
+    out = {}
+    for name in names:
+        y = population.predict(x, latent_map=concept_intervention(name, axis))  # (S, N, 3)
+        mse = ((y - x) ** 2).mean(-1).double().cpu().numpy()  # (S, N)
+        sim = hsv_similarity(hsv, anchor_hsv, hemi=True, mode="angular") ** INTERVENTION_POWERS[name]
+        out[f"{name}_r"] = pearson_r(sim, mse)
     return out

@@ -12,7 +12,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["CNColorMLP", "L2Norm", "build_model", "layer_shapes", "parameter_count"]
+__all__ = ["MODEL_KINDS", "CNColorMLP", "ColorMLP", "L2Norm", "build_model", "layer_shapes", "parameter_count"]
+
+MODEL_KINDS = ("CNColorMLP", "ColorMLP")
+"""``CNColorMLP``: unit-norm latent, linear output (Ex 2.4 onwards). ``ColorMLP``: the legacy model
+of Ex 1.x–2.2, no normalisation and a sigmoid output (§2.3)."""
 
 
 class L2Norm(nn.Module):
@@ -63,6 +67,34 @@ class CNColorMLP(nn.Module):
         return y if self.training else y.clamp(0.0, 1.0)
 
 
+class ColorMLP(nn.Module):
+    """The legacy colour autoencoder (§2.3): no bottleneck normalisation, sigmoid output.
+
+    Its latent is the encoder's output (layer ``encoder``); there is no ``bottleneck`` module, so
+    regularizers of legacy experiments read ``encoder``. Built with the same Linear order as
+    ``CNColorMLP``, so the same seed gives the same initial weights.
+
+    >>> parameter_count(ColorMLP(4))
+    263
+    """
+
+    def __init__(self, k_bottleneck: int, k_codec: int = 16, n_nonlinear: int = 1) -> None:
+        super().__init__()
+        if k_bottleneck < 1 or k_codec < 1 or n_nonlinear < 1:
+            raise ValueError(
+                f"ColorMLP needs k_bottleneck, k_codec, n_nonlinear >= 1, got {k_bottleneck}, {k_codec}, {n_nonlinear}"
+            )
+        self.k_bottleneck = k_bottleneck
+        self.k_codec = k_codec
+        self.n_nonlinear = n_nonlinear
+        self.encoder = _mlp([3] + [k_codec] * n_nonlinear + [k_bottleneck])
+        self.decoder = nn.Sequential(*_mlp([k_bottleneck] + [k_codec] * n_nonlinear + [3]), nn.Sigmoid())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.decoder(self.encoder(x))
+        return y if self.training else y.clamp(0.0, 1.0)
+
+
 def layer_shapes(k_bottleneck: int, k_codec: int, n_nonlinear: int) -> list[tuple[int, int]]:
     """``(out, in)`` of every Linear in forward order: encoder Linears, then decoder Linears."""
     enc = [3] + [k_codec] * n_nonlinear + [k_bottleneck]
@@ -75,12 +107,17 @@ def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def build_model(seed: int, k_bottleneck: int = 5, k_codec: int = 16, n_nonlinear: int = 2) -> CNColorMLP:
+def build_model(
+    seed: int, k_bottleneck: int = 5, k_codec: int = 16, n_nonlinear: int = 2, *, kind: str = "CNColorMLP"
+) -> CNColorMLP | ColorMLP:
     """The model the original builds right after ``seed_everything(seed)`` (§6.1, §14.1).
 
     Seeds the global torch generator, exactly as the original did; the population trainer
     calls this once per seed so that model i of a population starts bitwise equal to a
     model built alone.
     """
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"unknown model kind {kind!r}; expected one of {', '.join(MODEL_KINDS)}")
     torch.manual_seed(seed)
-    return CNColorMLP(k_bottleneck, k_codec=k_codec, n_nonlinear=n_nonlinear)
+    cls = CNColorMLP if kind == "CNColorMLP" else ColorMLP
+    return cls(k_bottleneck, k_codec=k_codec, n_nonlinear=n_nonlinear)

@@ -11,24 +11,24 @@ from __future__ import annotations
 import torch
 
 from excolor.config import Experiment
-from excolor.data import make_stream, training_colors
-from excolor.model import CNColorMLP, build_model
+from excolor.data import make_stream
+from excolor.model import CNColorMLP, ColorMLP, build_model
 from excolor.regularizers import reduction_weights
 
 __all__ = ["train_plain"]
 
 
-def train_plain(experiment: Experiment, seed: int, *, steps: int | None = None) -> CNColorMLP:
+def train_plain(experiment: Experiment, seed: int, *, steps: int | None = None) -> CNColorMLP | ColorMLP:
     """Train one model for ``steps`` optimizer steps (default: the whole schedule)."""
     m = experiment.model
-    model = build_model(seed, m.k_bottleneck, m.k_codec, m.n_nonlinear).train()
+    model = build_model(seed, m.k_bottleneck, m.k_codec, m.n_nonlinear, kind=m.kind).train()
     captured: dict[str, torch.Tensor] = {}
     hooks = [
         getattr(model, layer).register_forward_hook(lambda _m, _i, out, layer=layer: captured.__setitem__(layer, out))
-        for layer in ("encoder", "bottleneck")
+        for layer in m.layers
     ]
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-8)
-    colors = training_colors(experiment.subdivisions)
+    colors = experiment.data.training_set()
     ds = experiment.dopesheet
     sampler = make_stream(
         experiment.stream,
@@ -37,6 +37,7 @@ def train_plain(experiment: Experiment, seed: int, *, steps: int | None = None) 
         batch_size=experiment.batch_size,
         val_every=max(1, ds.length // 10),
         model_shape=(m.k_bottleneck, m.k_codec, m.n_nonlinear),
+        weights=colors.weights,
     )
     length = ds.length if steps is None else min(steps, ds.length)
     try:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from excolor.model import CNColorMLP, build_model, layer_shapes
+from excolor.model import MODEL_KINDS, CNColorMLP, ColorMLP, build_model, layer_shapes
 
 __all__ = ["Activations", "Population"]
 
@@ -37,19 +37,26 @@ class Activations:
     inputs: list[torch.Tensor]  # input of every Linear, (S, B, in)
     pre: list[torch.Tensor]  # pre-activation of every hidden Linear (before GELU), (S, B, H)
     z: torch.Tensor  # pre-norm latent (S, B, K)  -- layer 'encoder'
-    norm: torch.Tensor  # ‖z‖ (S, B, 1)
-    h: torch.Tensor  # unit latent (S, B, K)  -- layer 'bottleneck'
-    y: torch.Tensor  # unclamped output (S, B, 3)
+    norm: torch.Tensor | None  # ‖z‖ (S, B, 1); None for ColorMLP (no normalisation)
+    h: torch.Tensor  # unit latent (S, B, K)  -- layer 'bottleneck'; z itself for ColorMLP
+    y: torch.Tensor  # unclamped output (S, B, 3); after the sigmoid for ColorMLP
 
 
 class Population:
-    """Parameters of S ``CNColorMLP`` models in one flat (S, P) buffer.
+    """Parameters of S ``CNColorMLP`` (or legacy ``ColorMLP``) models in one flat (S, P) buffer.
 
     The parameter order inside a row is each Linear's weight (row-major) then its bias, encoder
-    first, the same order as ``CNColorMLP.parameters()``.
+    first, the same order as ``CNColorMLP.parameters()``. ``kind`` selects the model: the two share
+    their Linears and differ in the latent normalisation and the output sigmoid (§2.3).
     """
 
-    def __init__(self, flat: torch.Tensor, *, k_bottleneck: int, k_codec: int, n_nonlinear: int) -> None:
+    def __init__(
+        self, flat: torch.Tensor, *, k_bottleneck: int, k_codec: int, n_nonlinear: int, kind: str = "CNColorMLP"
+    ) -> None:
+        if kind not in MODEL_KINDS:
+            raise ValueError(f"unknown model kind {kind!r}; expected one of {', '.join(MODEL_KINDS)}")
+        self.kind = kind
+        self.normalized = kind == "CNColorMLP"  # unit latent; else no norm and a sigmoid output
         self.shapes = layer_shapes(k_bottleneck, k_codec, n_nonlinear)
         self.k_bottleneck, self.k_codec, self.n_nonlinear = k_bottleneck, k_codec, n_nonlinear
         self.n_encoder = n_nonlinear + 1  # Linears in the encoder; as many in the decoder
@@ -92,29 +99,36 @@ class Population:
 
     @classmethod
     def from_seeds(
-        cls, seeds: Sequence[int], *, k_bottleneck: int = 5, k_codec: int = 16, n_nonlinear: int = 2
+        cls,
+        seeds: Sequence[int],
+        *,
+        k_bottleneck: int = 5,
+        k_codec: int = 16,
+        n_nonlinear: int = 2,
+        kind: str = "CNColorMLP",
     ) -> Population:
         """Model i initialised exactly as ``build_model(seeds[i])`` (bitwise, §14.1)."""
-        models = [build_model(s, k_bottleneck, k_codec, n_nonlinear) for s in seeds]
+        models = [build_model(s, k_bottleneck, k_codec, n_nonlinear, kind=kind) for s in seeds]
         return cls.from_modules(models)
 
     @classmethod
-    def from_modules(cls, models: Sequence[CNColorMLP]) -> Population:
+    def from_modules(cls, models: Sequence[CNColorMLP | ColorMLP]) -> Population:
         if not models:
             raise ValueError("a population needs at least one model")
         m0 = models[0]
-        dims = (m0.k_bottleneck, m0.k_codec, m0.n_nonlinear)
+        dims = (type(m0).__name__, m0.k_bottleneck, m0.k_codec, m0.n_nonlinear)
         rows = []
         for m in models:
-            if (m.k_bottleneck, m.k_codec, m.n_nonlinear) != dims:
-                raise ValueError("all models of a population must have the same shape")
+            if (type(m).__name__, m.k_bottleneck, m.k_codec, m.n_nonlinear) != dims:
+                raise ValueError("all models of a population must have the same kind and shape")
             rows.append(torch.cat([p.detach().reshape(-1) for p in m.parameters()]))
         flat = torch.stack(rows).to(torch.float32).contiguous()
-        return cls(flat, k_bottleneck=dims[0], k_codec=dims[1], n_nonlinear=dims[2])
+        return cls(flat, k_bottleneck=dims[1], k_codec=dims[2], n_nonlinear=dims[3], kind=dims[0])
 
-    def module(self, i: int) -> CNColorMLP:
-        """Model i as a standalone ``CNColorMLP`` in eval mode (a copy)."""
-        m = CNColorMLP(self.k_bottleneck, k_codec=self.k_codec, n_nonlinear=self.n_nonlinear)
+    def module(self, i: int) -> CNColorMLP | ColorMLP:
+        """Model i as a standalone ``CNColorMLP`` (or ``ColorMLP``) in eval mode (a copy)."""
+        cls = CNColorMLP if self.normalized else ColorMLP
+        m = cls(self.k_bottleneck, k_codec=self.k_codec, n_nonlinear=self.n_nonlinear)
         nn.utils.vector_to_parameters(self.flat[i].detach().cpu().clone(), m.parameters())
         return m.eval()
 
@@ -153,11 +167,14 @@ class Population:
                 if ablate:
                     z = z.clone()
                     z[..., list(ablate)] = 0.0
-                norm = torch.linalg.vector_norm(z, dim=-1, keepdim=True)  # (S, B, 1)
-                h = z / norm.clamp(min=1e-12)
+                if self.normalized:
+                    norm = torch.linalg.vector_norm(z, dim=-1, keepdim=True)  # (S, B, 1)
+                    h = z / norm.clamp(min=1e-12)
+                else:
+                    norm, h = None, z
                 a = h if latent_map is None else latent_map(h)
             elif j == 2 * n_enc - 1:
-                y = out
+                y = out if self.normalized else torch.sigmoid(out)
             else:
                 pre.append(out)
                 a = nn.functional.gelu(out)
@@ -187,7 +204,8 @@ class Population:
         dws, dbs = self.views(grad)
         weights = self.views(self.flat)[0]
         n_enc = self.n_encoder
-        d = dy  # (S, B, out) gradient w.r.t. the current Linear's output
+        # (S, B, out) gradient w.r.t. the current Linear's output; σ' = y(1 − y) for ColorMLP
+        d = dy if self.normalized else dy * acts.y * (1.0 - acts.y)
         for j in reversed(range(2 * n_enc)):
             x = acts.inputs[j]
             if x.ndim == 2:
@@ -200,6 +218,9 @@ class Population:
             if j == n_enc:  # decoder's first Linear reads the unit latent h
                 if dh is not None:
                     d_in = d_in + dh
+                if acts.norm is None:  # ColorMLP: h is z
+                    d = d_in if dz is None else d_in + dz
+                    continue
                 # L2Norm backward: (dh − h⟨h, dh⟩)/‖z‖, with the 1e-12 guard.
                 h = acts.h
                 radial = (h * d_in).sum(-1, keepdim=True)

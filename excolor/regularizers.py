@@ -83,6 +83,25 @@ class Regularizer(ABC):
     def __call__(self, h: torch.Tensor) -> torch.Tensor:
         return self.forward(h)[0]
 
+    def options(self) -> dict[str, Any]:
+        """Constructor arguments other than the concept vector (for the experiment record)."""
+        return {}
+
+    @property
+    def concept(self) -> list[float] | None:
+        """The concept vector of anchor-like terms, else None."""
+        point = getattr(self, "point", None)
+        return None if point is None else [float(v) for v in point.tolist()]
+
+
+def _on(constant: torch.Tensor, like: torch.Tensor, cache: dict[Any, torch.Tensor]) -> torch.Tensor:
+    """``constant`` on ``like``'s device and dtype, copied once per (device, dtype): a copy to a GPU in
+    every step would make the host wait."""
+    key = (like.device, like.dtype)
+    if key not in cache:
+        cache[key] = constant.to(like)
+    return cache[key]
+
 
 def _vector(point: Sequence[float] | torch.Tensor) -> torch.Tensor:
     v = torch.as_tensor(point, dtype=torch.float32).flatten()
@@ -96,9 +115,10 @@ class Anchor(Regularizer):
 
     def __init__(self, point: Sequence[float] | torch.Tensor) -> None:
         self.point = _vector(point)
+        self._cache: dict[Any, torch.Tensor] = {}
 
     def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, Any]:
-        diff = h - self.point.to(h)
+        diff = h - _on(self.point, h, self._cache)
         return (diff * diff).sum(-1), diff
 
     def vjp(self, ctx: Any, g: torch.Tensor) -> torch.Tensor:
@@ -112,14 +132,15 @@ class AngularAnchor(Regularizer):
         a = _vector(point)
         self.point = a
         self.direction = a / (torch.linalg.vector_norm(a) + _UNIT_EPS)
+        self._cache: dict[Any, torch.Tensor] = {}
 
     def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, Any]:
         e, n = _unit(h)
-        return 1.0 - (e * self.direction.to(h)).sum(-1), (h, n)
+        return 1.0 - (e * _on(self.direction, h, self._cache)).sum(-1), (h, n)
 
     def vjp(self, ctx: Any, g: torch.Tensor) -> torch.Tensor:
         h, n = ctx
-        return _unit_vjp(h, n, -g.unsqueeze(-1) * self.direction.to(h))
+        return _unit_vjp(h, n, -g.unsqueeze(-1) * _on(self.direction, h, self._cache))
 
 
 class AntiAnchor(Regularizer):
@@ -129,18 +150,22 @@ class AntiAnchor(Regularizer):
         a = _vector(point)
         self.point = a
         self.direction = a / (torch.linalg.vector_norm(a) + _UNIT_EPS)
+        self._cache: dict[Any, torch.Tensor] = {}
         self.hemi = hemi
+
+    def options(self) -> dict[str, Any]:
+        return {"hemi": self.hemi}
 
     def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, Any]:
         e, n = _unit(h)
-        c = (e * self.direction.to(h)).sum(-1)  # (S, B)
+        c = (e * _on(self.direction, h, self._cache)).sum(-1)  # (S, B)
         loss = c.clamp(min=0.0) if self.hemi else (c + 1.0) / 2.0
         return loss, (h, n, c)
 
     def vjp(self, ctx: Any, g: torch.Tensor) -> torch.Tensor:
         h, n, c = ctx
         dc = torch.where(c >= 0, g, 0.0) if self.hemi else g / 2.0  # clamp passes the gradient at 0
-        return _unit_vjp(h, n, dc.unsqueeze(-1) * self.direction.to(h))
+        return _unit_vjp(h, n, dc.unsqueeze(-1) * _on(self.direction, h, self._cache))
 
 
 class Separate(Regularizer):
@@ -161,6 +186,12 @@ class Separate(Regularizer):
         self.channels = None if channels is None else tuple(int(c) for c in channels)
         self.power = float(power)
         self.shift = shift
+
+    def options(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"power": self.power, "shift": self.shift}
+        if self.channels is not None:
+            out["channels"] = list(self.channels)
+        return out
 
     def _select(self, h: torch.Tensor) -> torch.Tensor:
         return h if self.channels is None else h[..., list(self.channels)]
@@ -197,7 +228,9 @@ class Separate(Regularizer):
         # Entries whose C^p is below float32's normal range cannot change the loss or a gradient
         # by more than rounding; zeroing them up front keeps the power chain free of denormals.
         floor = _UNDERFLOW ** (1.0 / self.power)
-        c_low = nn.functional.threshold(c, floor, 0.0)
+        # With shift C = (1 + cos)/2 >= 0 (up to rounding); without it C = cos can be negative, and an
+        # integer power keeps its sign information (an even one makes it positive).
+        c_low = nn.functional.threshold(c, floor, 0.0) if self.shift else torch.where(c.abs() >= floor, c, 0.0)
         close = nn.functional.threshold(c_low, math.nextafter(threshold, -math.inf), 0.0)  # C >= threshold
         c_kept = c_low - close  # masked entries -> 0 (thresholding, not bool ops: ~4x cheaper here)
         below = self._pow(c_kept, self.power - 1)  # C^(p-1), 0 where masked
@@ -233,15 +266,23 @@ class AxisAlignedSubspace(Regularizer):
             raise ValueError(f"dims must be non-empty, unique and non-negative, got {list(dims)}")
         self.dims = tuple(sorted(d))
         self.invert = invert
+        self._masks: dict[Any, torch.Tensor] = {}
+
+    def options(self) -> dict[str, Any]:
+        return {"dims": list(self.dims), "invert": self.invert}
 
     def _penalised(self, h: torch.Tensor) -> torch.Tensor:
-        f = h.shape[-1]
-        inside = torch.zeros(f, dtype=torch.bool, device=h.device)
-        inside[[d for d in self.dims if d < f]] = True
-        return inside if self.invert else ~inside
+        """1.0 on the penalised features of ``h``, cached per (width, device, dtype)."""
+        key = (h.shape[-1], h.device, h.dtype)
+        if key not in self._masks:
+            f = h.shape[-1]
+            inside = torch.zeros(f, dtype=torch.bool)
+            inside[[d for d in self.dims if d < f]] = True
+            self._masks[key] = (inside if self.invert else ~inside).to(device=h.device, dtype=h.dtype)
+        return self._masks[key]
 
     def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, Any]:
-        masked = h * self._penalised(h).to(h.dtype)
+        masked = h * self._penalised(h)
         return (masked * masked).sum(-1), masked
 
     def vjp(self, ctx: Any, g: torch.Tensor) -> torch.Tensor:
@@ -253,6 +294,9 @@ class Planarity(AxisAlignedSubspace):
 
     def __init__(self, dims: Sequence[int] = (0, 1)) -> None:
         super().__init__(dims)
+
+    def options(self) -> dict[str, Any]:
+        return {"dims": list(self.dims)}
 
 
 class Unitarity(Regularizer):

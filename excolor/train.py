@@ -31,9 +31,9 @@ import torch
 from excolor._allocator import keep_large_blocks
 from excolor.colors import rgb_grid
 from excolor.config import Experiment
-from excolor.data import make_stream, training_colors, validation_colors
+from excolor.data import make_stream
 from excolor.dopesheet import Dopesheet
-from excolor.evaluate import score_from_errors
+from excolor.evaluate import intervention_correlations, score_from_errors
 from excolor.population import Population
 from excolor.regularizers import reduction_weights
 
@@ -63,26 +63,30 @@ class TrainResult:
         return pd.DataFrame(self.metrics)
 
 
-def _schedule_table(experiment: Experiment, dopesheets: Sequence[Dopesheet]) -> tuple[list[str], torch.Tensor]:
-    """(L − 1, S, 1 + R) float64 table of lr and regularizer weights per schedule step and model.
+def _schedule_table(
+    experiment: Experiment, dopesheets: Sequence[Dopesheet]
+) -> tuple[list[str], torch.Tensor, torch.Tensor]:
+    """lr and regularizer weights per schedule step: (props, table (L − 1, U, 1 + R) float64 of the U
+    distinct dopesheets, index (S,) of each model's sheet in it).
 
     A regularizer missing from a dopesheet has weight 1.0 and a missing lr is 1e-8 (§4.4, §6.2).
-    Identical dopesheets share one evaluation.
+    Storing each distinct schedule once keeps a 64k-model population of one schedule small.
     """
     props = ["lr"] + [r.name for r in experiment.regularizers]
     length = dopesheets[0].length
     steps = np.arange(length - 1)  # batch b reads min(b, L - 2)
-    cache: dict[int, np.ndarray] = {}
-    columns = []
+    slot: dict[int, int] = {}
+    tables = []
     for ds in dopesheets:
-        key = id(ds)
-        if key not in cache:
-            table = np.empty((len(steps), len(props)))
-            for j, p in enumerate(props):
-                table[:, j] = ds.table([p], steps)[:, 0] if p in ds.props else (1e-8 if p == "lr" else 1.0)
-            cache[key] = table
-        columns.append(cache[key])
-    return props, torch.as_tensor(np.stack(columns, axis=1))
+        if id(ds) in slot:
+            continue
+        table = np.empty((len(steps), len(props)))
+        for j, p in enumerate(props):
+            table[:, j] = ds.table([p], steps)[:, 0] if p in ds.props else (1e-8 if p == "lr" else 1.0)
+        slot[id(ds)] = len(tables)
+        tables.append(table)
+    index = torch.as_tensor([slot[id(ds)] for ds in dopesheets], dtype=torch.int64)
+    return props, torch.as_tensor(np.stack(tables, axis=1)), index
 
 
 class PopulationTrainer:
@@ -128,17 +132,28 @@ class PopulationTrainer:
         self.val_every = max(1, self.length // 10)
         m = experiment.model
         self.population = Population.from_seeds(
-            seeds, k_bottleneck=m.k_bottleneck, k_codec=m.k_codec, n_nonlinear=m.n_nonlinear
+            seeds, k_bottleneck=m.k_bottleneck, k_codec=m.k_codec, n_nonlinear=m.n_nonlinear, kind=m.kind
         )
         self.population.flat = self.population.flat.to(self.device)
         s, p = self.population.size, self.population.n_params
         self.grad = torch.zeros(s, p, device=self.device)
         self.exp_avg = torch.zeros(s, p, device=self.device)
         self.exp_avg_sq = torch.zeros(s, p, device=self.device)
-        self.props, schedule = _schedule_table(experiment, sheets)
-        self.schedule = schedule.to(self.device)  # (L - 1, S, 1 + R) float64
-        self.train_set = training_colors(experiment.subdivisions).to(self.device)
-        self.val_set = validation_colors(experiment.subdivisions).to(self.device)
+        self.props, schedule, sheet_index = _schedule_table(experiment, sheets)
+        self.schedule = schedule.to(self.device)  # (L - 1, U, 1 + R) float64, U distinct schedules
+        self.sheet_index = sheet_index.to(self.device)  # (S,) each model's schedule
+        # Known up front, so that no step waits on the device: which terms any model computes at each
+        # step (a weight of exactly 0 skips a term, §12.3), and Adam's bias corrections.
+        self.active = [tuple(bool(a) for a in row) for row in (schedule[:, :, 1:] != 0).any(dim=1).tolist()]
+        k = range(1, self.length + 1)  # Adam's step counts; Python floats, as torch.optim.Adam computes them
+        self.bias1 = torch.tensor([1.0 - _BETA1**i for i in k], dtype=torch.float64, device=self.device)
+        self.bias2_sqrt = torch.tensor([math.sqrt(1.0 - _BETA2**i) for i in k], dtype=torch.float64, device=self.device)
+        self.train_set = experiment.data.training_set().to(self.device)
+        val_set = experiment.data.validation_set()
+        self.val_set = val_set.to(self.device)
+        # Where the concept colour is in the validation set (for red_angle_deg), if it is there.
+        is_concept = (val_set.colors == torch.as_tensor(experiment.concept_color)).all(-1)
+        self._concept_index = int(torch.nonzero(is_concept)[0]) if bool(is_concept.any()) else None
         self.sampler = make_stream(
             experiment.stream,
             seeds,
@@ -146,6 +161,7 @@ class PopulationTrainer:
             batch_size=experiment.batch_size,
             val_every=self.val_every,
             model_shape=(m.k_bottleneck, m.k_codec, m.n_nonlinear),
+            weights=self.train_set.weights,
             device=self.device,
         )
         self.train_regs = [r for r in experiment.regularizers if r.trains]
@@ -169,15 +185,14 @@ class PopulationTrainer:
         """One optimizer step of every model (see the module docstring)."""
         b = self.step
         # 1. schedule: lr and regularizer weights of every model at this step
-        values = self.schedule[min(b, self.length - 2)]  # (S, 1 + R) float64
+        row = min(b, self.length - 2)
+        values = self.schedule[row][self.sheet_index]  # (S, 1 + R) float64
         lr, weights = values[:, 0], values[:, 1:].to(torch.float32)
         # 2. batch: a pure function of (seed, step)
         x, labels = self.sampler.batch(self.train_set, b)  # (S, B, 3), {name: (S, B)}
         # Which terms any model computes this step; a weight of exactly 0 skips the term (§12.3).
-        active = tuple(bool(a) for a in (weights != 0).any(dim=0).tolist())
-        k = b + 1  # Adam's step count
-        bias1 = torch.tensor(1.0 - _BETA1**k, dtype=torch.float64, device=self.device)
-        bias2_sqrt = torch.tensor(math.sqrt(1.0 - _BETA2**k), dtype=torch.float64, device=self.device)
+        active = self.active[row]
+        bias1, bias2_sqrt = self.bias1[b], self.bias2_sqrt[b]  # Adam's step count is b + 1
         # 3.–7. forward, terms, backward, divergence guard, Adam: one fused tensor program
         loss, recon, terms, ok, counted = self._update(active, x, labels, lr, weights, bias1, bias2_sqrt)
         # bookkeeping
@@ -282,10 +297,12 @@ class PopulationTrainer:
                 chunk = reg.term(layer_act[reg.layer][:, lo:hi])  # (S, b)
                 total += (coef * chunk).sum(-1) * ((hi - lo) / n)
             out[f"val_{reg.name}"] = total
-        concept = torch.as_tensor(self.experiment.concept_color, device=self.device)
-        idx = int(torch.nonzero((x == concept).all(-1))[0]) if bool((x == concept).all(-1).any()) else None
+        idx = self._concept_index
         if idx is not None:
-            cos = acts.h[:, idx, self.experiment.concept_dim].clamp(-1.0, 1.0)
+            h_concept = acts.h[:, idx]  # (S, K); unit already, unless the model has no normalisation
+            if not pop.normalized:
+                h_concept = h_concept / torch.linalg.vector_norm(h_concept, dim=-1, keepdim=True).clamp(min=1e-12)
+            cos = h_concept[:, self.experiment.concept_dim].clamp(-1.0, 1.0)
             out["red_angle_deg"] = torch.rad2deg(torch.arccos(cos))
         return {k: torch.where(self.alive, v.double(), math.nan) for k, v in out.items()}
 
@@ -296,7 +313,8 @@ class PopulationTrainer:
         x = torch.as_tensor(rgb, dtype=torch.float32, device=self.device)
         y = self.population.predict(x, ablate=[self.experiment.concept_dim])
         mse = ((y - x) ** 2).mean(-1).double().cpu().numpy()  # (S, N)
-        return score_from_errors(mse, rgb=rgb, power=self.experiment.score_power)
+        ev = self.experiment.evaluation
+        return score_from_errors(mse, rgb=rgb, power=ev.score_power, anchor_hsv=ev.anchor_hsv)
 
     # ------------------------------------------------------------------------------ the run
 
@@ -339,6 +357,13 @@ class PopulationTrainer:
         out: dict[str, np.ndarray] = {"seed": np.asarray(self.seeds)}
         out["score"] = np.where(alive, score, math.nan)
         out["ablated_r"] = np.where(alive, r, math.nan)
+        ev = self.experiment.evaluation
+        if ev.interventions:
+            extra = intervention_correlations(
+                self.population, ev.interventions, concept_dim=ev.concept_dim, anchor_hsv=ev.anchor_hsv
+            )
+            for key, values in extra.items():
+                out[key] = np.where(alive, values[:s], math.nan)
         last = self.history[-1] if self.history else {}
         for key in ["val_recon", "val_loss"] + [f"val_{reg.name}" for reg in self.val_regs] + ["red_angle_deg"]:
             out[key] = last[key][:s].cpu().numpy() if key in last else nan
@@ -360,7 +385,11 @@ class PopulationTrainer:
         history = [{k: (v if k == "step" else v[:n]).cpu().numpy() for k, v in h.items()} for h in self.history]
         pop = self.population
         trained = Population(
-            pop.flat[:n].clone(), k_bottleneck=pop.k_bottleneck, k_codec=pop.k_codec, n_nonlinear=pop.n_nonlinear
+            pop.flat[:n].clone(),
+            k_bottleneck=pop.k_bottleneck,
+            k_codec=pop.k_codec,
+            n_nonlinear=pop.n_nonlinear,
+            kind=pop.kind,
         )
         return TrainResult(self.final_metrics(), history, trained)
 

@@ -1,8 +1,10 @@
 """The ``excolor`` command line.
 
     excolor train  --seeds 0-59 --hidden 16 --out runs/ex-2.9.1
+    excolor train  --experiment ex-2.8 --seeds 0-15 --out runs/ex-2.8
     excolor sweep  --name weights --scale anchor=0.5,1,2 --seeds 0-59 --seeds-per-trial 20
     excolor search --name demo --trials 12 --seeds 0-7
+    excolor experiments            # the shipped experiments; `excolor experiments ex-2.8` prints one
     excolor status runs/demo
     excolor report runs/demo
 
@@ -14,6 +16,7 @@ exits with status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -63,17 +66,18 @@ def _build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("train", help="train one model per seed (as one population) and score them")
-    p.add_argument("--dopesheet", type=Path, help="schedule CSV (default: the Ex 2.9.1 reference schedule)")
-    p.add_argument("--seeds", default="0-59", help="seeds, e.g. 0-59 or 0,4,8 (default: 0-59)")
-    p.add_argument("--hidden", type=_positive_int, default=16, help="hidden width H (default: 16)")
+    _experiment_flags(p)
+    p.add_argument("--dopesheet", type=Path, help="schedule CSV (default: the experiment's)")
+    p.add_argument("--seeds", help="seeds, e.g. 0-59 or 0,4,8 (default: the experiment's, 0-59 for the presets)")
+    p.add_argument("--hidden", type=_positive_int, help="hidden width H (default: the experiment's, 16)")
     p.add_argument("--steps", type=_positive_int, help="stretch or compress the schedule to N steps")
     p.add_argument(
         "--stream",
         choices=["hash", "original"],
-        default="hash",
-        help="batch/label stream: 'hash' (stateless, default) or 'original' (the published runs' own, "
+        help="batch/label stream: 'hash' (stateless, the default) or 'original' (the published runs' own, "
         "for per-seed comparison with them)",
     )
+    _device_flags(p, study=False)
     p.add_argument("--out", type=Path, default=Path("runs/train"), help="output directory (default: runs/train)")
     p.add_argument("--force", action="store_true", help="overwrite results already in --out")
     p.add_argument("--population", type=_positive_int, default=256, help="models trained at once (default: 256)")
@@ -86,16 +90,22 @@ def _build_parser() -> argparse.ArgumentParser:
     ):
         q = sub.add_parser(kind, help=text)
         q.add_argument("--name", required=True, help="study name; the study lives in STORAGE/NAME")
+        _experiment_flags(q)
         q.add_argument("--storage", default="runs", help="directory holding studies (default: ./runs, made absolute)")
-        q.add_argument("--seeds", default="0-7" if kind == "search" else "0-59", help="seeds, e.g. 0-59")
+        q.add_argument(
+            "--seeds",
+            help="seeds, e.g. 0-59 (default: "
+            + ("0-7)" if kind == "search" else "the experiment's, 0-59 for presets)"),
+        )
         q.add_argument(
             "--seeds-per-trial",
             type=_positive_int,
             help="seeds trained together in one trial (default: all of --seeds)",
         )
-        q.add_argument("--hidden", type=_positive_int, default=16, help="hidden width H (default: 16)")
+        q.add_argument("--hidden", type=_positive_int, help="hidden width H (default: the experiment's, 16)")
         q.add_argument("--steps", type=_positive_int, help="stretch or compress the schedule to N steps")
-        q.add_argument("--stream", choices=["hash", "original"], default="hash", help="batch/label stream")
+        q.add_argument("--stream", choices=["hash", "original"], help="batch/label stream (default: hash)")
+        _device_flags(q, study=True)
         q.add_argument(
             "--wandb",
             choices=["offline", "online", "disabled"],
@@ -123,12 +133,18 @@ def _build_parser() -> argparse.ArgumentParser:
             )
         else:
             q.add_argument("--trials", type=_positive_int, default=12, help="number of trials (default: 12)")
-            q.add_argument("--space", type=Path, help="search-space YAML (default: the shipped ex-2.9.1 space)")
+            q.add_argument(
+                "--space",
+                type=Path,
+                help="search-space YAML (default: the shipped space for ex-2.9.1, else one derived from "
+                "the experiment's dopesheet: every keyframe value and row time)",
+            )
             q.add_argument(
                 "--objective",
                 action="append",
-                choices=["score", "recon", "anchor", "anti-anchor", "score-q10"],
-                help="objectives (default: score and recon); repeat for more",
+                metavar="NAME",
+                help="objectives (default: score and recon); repeat for more: score, recon, score-q10, or a "
+                "validating regularizer of the experiment (e.g. anchor, anti-anchor for ex-2.9.1)",
             )
             q.add_argument("--sampler", choices=["tpe", "nsga2", "gp", "random"], default="tpe")
             q.add_argument("--sampler-seed", type=int, default=0)
@@ -148,8 +164,9 @@ def _build_parser() -> argparse.ArgumentParser:
     pa.add_argument(
         "--objective",
         action="append",
-        choices=["score", "recon", "anchor", "anti-anchor", "score-q10"],
-        help="objectives (default: the study's own; score and recon for sweeps)",
+        metavar="NAME",
+        help="objectives (default: the study's own; score and recon for sweeps): score, recon, score-q10, or "
+        "a validating regularizer of the study's experiment (anchor, anti-anchor for ex-2.9.1)",
     )
     pa.add_argument("--out", type=Path, help="CSV path or directory (default: STUDY/report/pareto.csv)")
     rp = sub.add_parser("report", help="write report.md, a self-contained report.html and best_model_table.tex")
@@ -158,7 +175,60 @@ def _build_parser() -> argparse.ArgumentParser:
 
     st = sub.add_parser("status", help="trials done/running/failed, best score and Pareto front of a study")
     st.add_argument("study", type=Path, help="study directory (STORAGE/NAME)")
+
+    ex = sub.add_parser("experiments", help="list the shipped experiments, or print one as an editable file")
+    ex.add_argument("experiment", nargs="?", help="a preset name or experiment file: print it resolved, as YAML")
     return parser
+
+
+def _experiment_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--experiment",
+        metavar="NAME|FILE",
+        help="a shipped experiment (see `excolor experiments`) or an experiment YAML file (default: ex-2.9.1)",
+    )
+
+
+def _device_flags(p: argparse.ArgumentParser, *, study: bool) -> None:
+    p.add_argument(
+        "--device",
+        default="cpu",
+        help="where models train: cpu (default), cuda, cuda:N or auto (cuda when available)"
+        + ("; resolved on each trial's node" if study else ""),
+    )
+    if study:
+        p.add_argument(
+            "--gpus-per-trial",
+            type=float,
+            help="GPUs Ray reserves per trial; fractions share a GPU (default: 1 with --device cuda, 0 otherwise)",
+        )
+
+
+def resolve_device_flags(args: argparse.Namespace, *, study: bool) -> tuple[str, float]:
+    """(device spec, GPUs per trial) from --device/--gpus-per-trial; UsageError for a bad value.
+
+    A study's device is resolved on the trial's node (the driver may have no GPU); here it is only
+    checked for form. ``excolor train`` resolves it at once.
+    """
+    device = str(args.device).strip().lower()
+    if not re.fullmatch(r"cpu|cuda|cuda:\d+|auto", device):
+        raise UsageError(f"--device: expected cpu, cuda, cuda:N or auto, got {args.device!r}")
+    if not study:
+        from excolor.devices import resolve_device
+
+        try:
+            resolve_device(device)
+        except ValueError as err:
+            raise UsageError(f"--device: {err}") from None
+        return device, 0.0
+    gpus = args.gpus_per_trial
+    if gpus is None:
+        gpus = 1.0 if device.startswith("cuda") else 0.0
+    if not 0 <= gpus < float("inf") or (gpus > 1 and gpus != int(gpus)):
+        raise UsageError(f"--gpus-per-trial: expected a fraction in (0, 1] or a whole number, got {gpus}")
+    if gpus and device == "cpu":
+        raise UsageError("--gpus-per-trial needs --device cuda or auto (with --device cpu no trial uses a GPU)")
+    return device, float(gpus)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -187,12 +257,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             from tune.run_study import status_command
 
             return status_command(args.study)
+        if args.command == "experiments":
+            return _experiments(args.experiment)
     except UsageError as err:
         print(f"excolor {args.command}: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"excolor {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` and the like: not an error of ours
+        sys.stderr.close()
+        return 0
     parser.error(f"unknown command {args.command}")
     return EXIT_USAGE
 
@@ -224,11 +299,30 @@ def _cluster(args: argparse.Namespace) -> int:
     return 0
 
 
+def _experiments(spec: str | None) -> int:
+    from excolor.experiments import PRESETS, preset_summaries, to_yaml
+    from tune.run_study import resolve_experiment
+
+    if spec is not None:
+        print(to_yaml(resolve_experiment(spec, what="experiments")), end="")
+        return 0
+    width = max(len(n) for n in PRESETS)
+    for name, description in preset_summaries():
+        print(f"{name:<{width}}  {description}")
+    print("\nrun one with --experiment NAME; `excolor experiments NAME > mine.yaml` starts a file of your own")
+    return 0
+
+
 def _train(args: argparse.Namespace) -> int:
+    from tune.run_study import resolve_experiment
     from tune.run_train import run_train
 
+    experiment = resolve_experiment(args.experiment)
+    device, _ = resolve_device_flags(args, study=False)
     return run_train(
-        seeds=parse_seeds(args.seeds),
+        experiment=experiment,
+        device=device,
+        seeds=parse_seeds(experiment.seeds if args.seeds is None else args.seeds),
         dopesheet=args.dopesheet,
         hidden=args.hidden,
         steps=args.steps,

@@ -8,6 +8,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -15,7 +16,7 @@ from tune.errors import UsageError, writable_directory
 
 __all__ = ["run_train", "summarize_scores"]
 
-RESULT_FILES = ("metrics.csv", "models.pt", "experiment.json", "dopesheet.csv")
+RESULT_FILES = ("metrics.csv", "models.pt", "experiment.yaml", "experiment.json", "dopesheet.csv")
 
 
 def _prepare_out(out: Path, force: bool) -> Path:
@@ -38,7 +39,7 @@ def _atomic_write(path: Path, write: object) -> None:
         raise
 
 
-def summarize_scores(metrics: dict[str, np.ndarray]) -> str:
+def summarize_scores(metrics: dict[str, np.ndarray], *, grid: int = 8, power: float = 3.0) -> str:
     """The score distribution as a short text table, collapsed and diverged runs counted (§14.2)."""
     score = metrics["score"]
     ok = np.isfinite(score)
@@ -51,7 +52,8 @@ def summarize_scores(metrics: dict[str, np.ndarray]) -> str:
         s = score[ok]
         q = np.quantile(s, [0.05, 0.25, 0.5, 0.75, 0.95])
         lines.append(
-            f"score (ablated r², 8³ grid, sim³): mean {s.mean():.4f}  std {s.std(ddof=1) if n_ok > 1 else 0:.4f}  "
+            f"score (ablated r², {grid}³ grid, sim^{power:g}): mean {s.mean():.4f}  "
+            f"std {s.std(ddof=1) if n_ok > 1 else 0:.4f}  "
             f"min {s.min():.4f}  max {s.max():.4f}"
         )
         lines.append("quantiles  5%: {:.4f}  25%: {:.4f}  50%: {:.4f}  75%: {:.4f}  95%: {:.4f}".format(*q))
@@ -64,48 +66,68 @@ def summarize_scores(metrics: dict[str, np.ndarray]) -> str:
 
 def _top_table(metrics: dict[str, np.ndarray], k: int = 5) -> str:
     order = np.argsort(-np.nan_to_num(metrics["score"], nan=-np.inf))[:k]
-    cols = ["seed", "score", "ablated_r", "val_recon", "val_anchor", "val_anti-anchor", "red_angle_deg", "labels/n/red"]
-    header = "  ".join(f"{c:>15}" for c in cols)
+    cols = ["seed", "score", "ablated_r", "val_recon"]
+    cols += [c for c in metrics if c.startswith("val_") and c not in ("val_recon", "val_loss")]
+    cols += ["red_angle_deg"] + [c for c in metrics if c.startswith("labels/n/")][:1]
+    width = max(15, *(len(c) for c in cols))
+    header = "  ".join(f"{c:>{width}}" for c in cols)
     rows = []
     for i in order:
         cells = []
         for c in cols:
             v = metrics[c][i]
-            cells.append(f"{int(v):>15d}" if c in ("seed", "labels/n/red") else f"{float(v):>15.4f}")
+            is_int = c == "seed" or c.startswith("labels/n/")
+            cells.append(f"{int(v):>{width}d}" if is_int else f"{float(v):>{width}.4f}")
         rows.append("  ".join(cells))
     return "\n".join([header, *rows])
 
 
 def run_train(
     *,
+    experiment: Any = None,
+    device: str = "cpu",
     seeds: Sequence[int],
     dopesheet: Path | None,
-    hidden: int,
+    hidden: int | None,
     steps: int | None,
-    stream: str = "hash",
+    stream: str | None = None,
     out: Path,
     force: bool,
     population: int,
     threads: int | None,
     quiet: bool,
 ) -> int:
+    from dataclasses import replace
+
     import pandas as pd
     import torch
     from tqdm import tqdm
 
-    from excolor.config import ex_2_9_1
-    from excolor.dopesheet import Dopesheet, DopesheetError, reference_dopesheet
+    from excolor.devices import resolve_device
+    from excolor.dopesheet import Dopesheet, DopesheetError
+    from excolor.experiments import preset, to_yaml
     from excolor.train import PopulationTrainer
 
+    base = experiment if experiment is not None else preset()
     try:
-        sheet = Dopesheet.read(dopesheet) if dopesheet is not None else reference_dopesheet()
+        sheet = Dopesheet.read(dopesheet) if dopesheet is not None else base.dopesheet
         if steps is not None:
             if steps < 2:
                 raise UsageError("--steps must be at least 2")
             sheet = sheet.stretched(steps)
-        experiment = ex_2_9_1(hidden=hidden, dopesheet=sheet, stream=stream)
+        experiment = base.with_dopesheet(sheet)
     except DopesheetError as err:
         raise UsageError(str(err)) from None
+    except ValueError as err:  # a valid sheet that does not fit the experiment (an unknown column)
+        raise UsageError(f"--dopesheet {dopesheet}: {err}") from None
+    try:
+        if hidden is not None:
+            experiment = experiment.with_model(k_codec=hidden)
+        if stream is not None:
+            experiment = replace(experiment, stream=stream)
+    except ValueError as err:
+        raise UsageError(f"{experiment.name}: {err}") from None
+    torch_device = resolve_device(device)
     if "lr" not in experiment.dopesheet.props:
         print(
             f"excolor train: warning: {sheet.source} has no 'lr' column; lr stays at 1e-8 (the original's default)",
@@ -120,12 +142,12 @@ def run_train(
     tables, states = [], {}
     with tqdm(total=total, unit="step", disable=quiet, desc=f"training {len(seeds)} models", leave=False) as bar:
         for chunk in chunks:
-            trainer = PopulationTrainer(experiment, chunk)
+            trainer = PopulationTrainer(experiment, chunk, device=torch_device)
             trainer.run(progress=bar.update)
             metrics = trainer.final_metrics()
             tables.append(pd.DataFrame(metrics))
             for i, seed in enumerate(chunk):
-                states[str(seed)] = trainer.population.flat[i].clone()
+                states[str(seed)] = trainer.population.flat[i].cpu().clone()
     table = pd.concat(tables, ignore_index=True)
     metrics_all = {c: table[c].to_numpy() for c in table.columns}
 
@@ -136,13 +158,19 @@ def run_train(
         "parameters": torch.stack([states[str(s)] for s in seeds]),
     }
     _atomic_write(out / "models.pt", lambda p: torch.save(model_file, p))
+    _atomic_write(out / "experiment.yaml", lambda p: Path(p).write_text(to_yaml(experiment)))
     _atomic_write(out / "experiment.json", lambda p: Path(p).write_text(json.dumps(experiment.describe(), indent=2)))
     _atomic_write(out / "dopesheet.csv", lambda p: Path(p).write_text(experiment.dopesheet.to_csv()))
     _atomic_write(out / "metrics.csv", lambda p: table.to_csv(p, index=False))
 
-    print(f"{experiment.name}, H = {hidden}, {experiment.dopesheet.length} steps, stream '{stream}'")
-    print(summarize_scores(metrics_all))
+    m = experiment.model
+    print(
+        f"{experiment.name}: {m.kind} K = {m.k_bottleneck}, H = {m.k_codec}, N = {m.n_nonlinear}, "
+        f"{experiment.dopesheet.length} steps, stream '{experiment.stream}', device {torch_device}"
+    )
+    ev = experiment.evaluation
+    print(summarize_scores(metrics_all, grid=ev.score_grid, power=ev.score_power))
     print()
     print(_top_table(metrics_all))
-    print(f"\nwrote {out}/metrics.csv, models.pt, experiment.json, dopesheet.csv")
+    print(f"\nwrote {out}/metrics.csv, models.pt, experiment.yaml (re-runnable), experiment.json, dopesheet.csv")
     return 0

@@ -26,15 +26,22 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib.resources import files
 from numbers import Integral, Real
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
+from excolor import _yaml
+from excolor._yaml import YamlSyntaxError
+from excolor._yaml import integer as _integer_step
+from excolor._yaml import kind as _kind
+from excolor._yaml import listing as _listing
+from excolor._yaml import mapping as _mapping
+from excolor._yaml import number as _number
+from excolor._yaml import sequence as _list
+from excolor._yaml import text as _text
 from excolor.dopesheet import Dopesheet, DopesheetError, Keyframe, Track, reference_dopesheet
 
 if TYPE_CHECKING:
@@ -66,24 +73,6 @@ _MODEL_KEYS = ("hidden",)
 
 # Names end up as Optuna parameter names and as Ray result columns ("config/<name>").
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
-
-
-# What a user meant as a number but YAML 1.1 read as text ("1e-4": no dot, or no exponent sign).
-class _Loader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that also reads 1e-4 and 1.0e35 as floats.
-
-    NOTE(space): PyYAML follows YAML 1.1, where a float needs a dot and a signed exponent, so the
-    natural ``low: 1e-4`` would be text; YAML 1.2 and users read it as a number.
-    """
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$"),
-    list("-+0123456789."),
-)
-
-_LOOKS_NUMERIC = re.compile(r"\s*[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\s*")
 
 
 class SpaceError(ValueError):
@@ -213,6 +202,46 @@ class SearchSpace:
         resource = files("tune") / "presets" / "search-space.yaml"
         return cls.parse(resource.read_text(encoding="utf-8"), source=_DEFAULT_SOURCE)
 
+    @classmethod
+    def for_experiment(cls, experiment: Any) -> SearchSpace:
+        """The default space of an experiment: the shipped hand-written space for the Ex 2.9.1 reference
+        schedule, else the space derived from the experiment's dopesheet (``from_dopesheet``)."""
+        sheet = experiment.dopesheet
+        if experiment.name == REFERENCE_BASE and sheet.to_csv() == reference_dopesheet().to_csv():
+            return cls.default()
+        return cls.from_dopesheet(sheet, source=f"<derived from {experiment.name}'s dopesheet>")
+
+    @classmethod
+    def from_dopesheet(cls, sheet: Dopesheet, *, source: str = "<derived>") -> SearchSpace:
+        """A space over every keyframe value and row time of ``sheet``, so any experiment is searchable.
+
+        Values: each run of consecutive keyframes of a property holding the same value > 1e-6 (a
+        plateau) is one parameter ``<prop>_<step>``, searched log-uniformly in [v/10, 10 v] (lr:
+        [v/10, 3 v]); zero weights and lr's 1e-8 warm-up floor stay fixed. Times: each row between
+        the first and the last is one parameter ``t_<step>``, its fraction between its neighbours
+        searched in [min(0.05, f/2), max(0.95, (1 + f)/2)], f being its place in the base.
+        """
+        values = []
+        for track in sheet.tracks:
+            keys = sorted(track.keyframes, key=lambda k: k.step)
+            i = 0
+            while i < len(keys):
+                j = i
+                while j + 1 < len(keys) and keys[j + 1].value == keys[i].value:
+                    j += 1
+                v = keys[i].value
+                if v > 1e-6:
+                    high = v * 3 if track.name == "lr" else v * 10
+                    name = _param_name(f"{track.name}_{keys[i].step}")
+                    values.append(ValueParam(name, track.name, tuple(k.step for k in keys[i : j + 1]), v / 10, high))
+                i = j + 1
+        rows = _row_steps(sheet)
+        times = []
+        for step in rows[1:-1]:
+            f = _fraction_of(rows, step)
+            times.append(TimeParam(_param_name(f"t_{step}"), step, min(0.05, f / 2), max(0.95, (1 + f) / 2)))
+        return cls(sheet, tuple(values), tuple(times), None, source)
+
     # ----------------------------------------------------------------------------- Optuna
 
     @property
@@ -338,6 +367,12 @@ class SearchSpace:
 # ------------------------------------------------------------------------------- geometry
 
 
+def _param_name(text_: str) -> str:
+    """A valid parameter name from a property name and a step."""
+    name = re.sub(r"[^A-Za-z0-9_-]", "_", text_)
+    return name if name[:1].isalpha() and name != HIDDEN else f"p_{name}"
+
+
 def _row_steps(sheet: Dopesheet) -> list[int]:
     """Sorted steps that hold any keyframe, phase or action, plus the last step (as in to_csv)."""
     steps = {k.step for t in sheet.tracks for k in t.keyframes}
@@ -354,10 +389,6 @@ def _fraction_of(rows: list[int], step: int) -> float:
     return (step - prev) / (nxt - prev)
 
 
-def _listing(items: Iterable[object]) -> str:
-    return ", ".join(str(x) for x in items)
-
-
 def _key_value(track: Track, step: int) -> float:
     """Value of ``track``'s keyframe at ``step`` (which must exist)."""
     return next(k.value for k in track.keyframes if k.step == step)
@@ -371,14 +402,9 @@ def _parse(text: str, source: str, root: Path) -> SearchSpace:
         return SpaceError(reason, source=source, field=field)
 
     try:
-        doc = yaml.load(text, Loader=_Loader)  # a yaml.SafeLoader subclass: no arbitrary objects
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        line = mark.line + 1 if mark is not None else None
-        column = f" (column {mark.column + 1})" if mark is not None else ""
-        raise SpaceError(f"invalid YAML: {e.problem or e.context}{column}", source=source, line=line) from None
-    except yaml.YAMLError as e:
-        raise SpaceError(f"invalid YAML: {e}", source=source) from None
+        doc = _yaml.load(text)
+    except YamlSyntaxError as e:
+        raise SpaceError(e.reason, source=source, line=e.line) from None
     if doc is None:
         raise fail("", f"empty file; expected a mapping with keys {_listing(_TOP_KEYS)}")
     top = _mapping(doc, "", _TOP_KEYS, ("base",), fail)
@@ -399,41 +425,19 @@ def _parse(text: str, source: str, root: Path) -> SearchSpace:
     return SearchSpace(base, values, times, hidden, source)
 
 
-def _mapping(
-    raw: object, field: str, allowed: tuple[str, ...], required: tuple[str, ...], fail: _Fail
-) -> dict[str, Any]:
-    what = field or "the file"
-    if not isinstance(raw, dict):
-        raise fail(field, f"expected a mapping with keys {_listing(allowed)}, got {_kind(raw)}")
-    for key in raw:
-        if key not in allowed:
-            path = f"{field}.{key}" if field else str(key)
-            raise fail(path, f"unknown key {key!r}; expected one of: {_listing(allowed)}")
-    for key in required:
-        if key not in raw:
-            path = f"{field}.{key}" if field else key
-            raise fail(path, f"missing required key in {what} (required: {_listing(required)})")
-    return raw
-
-
-def _list(raw: object, field: str, fail: _Fail) -> list[Any]:
-    if raw is None:
-        return []
-    if not isinstance(raw, list):
-        raise fail(field, f"expected a list of entries (lines starting with '- '), got {_kind(raw)}")
-    return raw
-
-
 def _base(raw: object, root: Path, fail: _Fail) -> Dopesheet:
+    from excolor.experiments import PRESETS, preset
+
+    expected = f"expected a preset name ({_listing(PRESETS)}) or the path of"
     if not isinstance(raw, str) or not raw.strip():
-        raise fail("base", f"expected {REFERENCE_BASE!r} or the path of a dopesheet CSV, got {_kind(raw)}")
+        raise fail("base", f"{expected} a dopesheet CSV, got {_kind(raw)}")
     if raw == REFERENCE_BASE:
         return reference_dopesheet()
+    if raw in PRESETS and not (root / raw).is_file():
+        return preset(raw).dopesheet
     path = root / Path(raw).expanduser()
     if not path.is_file():
-        raise fail(
-            "base", f"expected {REFERENCE_BASE!r} or the path of a readable dopesheet CSV; no file {str(path)!r}"
-        )
+        raise fail("base", f"{expected} a readable dopesheet CSV; no file {str(path)!r}")
     try:
         return Dopesheet.read(path)
     except DopesheetError as e:
@@ -446,7 +450,9 @@ def _value_param(entry: dict[str, Any], field: str, fail: _Fail) -> ValueParam:
     steps_raw = entry["steps"]
     if not isinstance(steps_raw, list) or not steps_raw:
         raise fail(f"{field}.steps", f"expected a non-empty list of base steps like [248, 750], got {_kind(steps_raw)}")
-    steps = tuple(_integer(s, f"{field}.steps[{j}]", fail) for j, s in enumerate(steps_raw))
+    steps = tuple(
+        _integer_step(s, f"{field}.steps[{j}]", fail, what="an integer step") for j, s in enumerate(steps_raw)
+    )
     return ValueParam(
         _name(entry["name"], f"{field}.name", fail),
         _text(entry["prop"], f"{field}.prop", fail),
@@ -459,7 +465,7 @@ def _value_param(entry: dict[str, Any], field: str, fail: _Fail) -> ValueParam:
 def _time_param(entry: dict[str, Any], field: str, fail: _Fail) -> TimeParam:
     return TimeParam(
         _name(entry["name"], f"{field}.name", fail),
-        _integer(entry["step"], f"{field}.step", fail),
+        _integer_step(entry["step"], f"{field}.step", fail, what="an integer step"),
         _number(entry["low"], f"{field}.low", fail),
         _number(entry["high"], f"{field}.high", fail),
     )
@@ -485,44 +491,6 @@ def _name(raw: object, field: str, fail: _Fail) -> str:
     if name == HIDDEN:
         raise fail(field, f"{HIDDEN!r} is reserved for the model width (model.hidden)")
     return name
-
-
-def _text(raw: object, field: str, fail: _Fail) -> str:
-    if not isinstance(raw, str) or not raw:
-        raise fail(field, f"expected a non-empty string, got {_kind(raw)}")
-    return raw
-
-
-def _integer(raw: object, field: str, fail: _Fail) -> int:
-    if isinstance(raw, bool) or not isinstance(raw, int):
-        raise fail(field, f"expected an integer step, got {_kind(raw)}")
-    return raw
-
-
-def _number(raw: object, field: str, fail: _Fail) -> float:
-    if isinstance(raw, str) and _LOOKS_NUMERIC.fullmatch(raw):
-        raise fail(field, f"expected a number, got the string {raw!r} (quoted numbers are text in YAML)")
-    if isinstance(raw, bool) or not isinstance(raw, (int, float)):
-        raise fail(field, f"expected a number, got {_kind(raw)}")
-    value = float(raw)
-    if not math.isfinite(value):
-        raise fail(field, f"expected a finite number, got {raw!r}")
-    return value
-
-
-def _kind(raw: object) -> str:
-    """How a YAML value reads in an error message."""
-    if raw is None:
-        return "nothing (null)"
-    if isinstance(raw, bool):
-        return f"the boolean {str(raw).lower()}"
-    if isinstance(raw, str):
-        return f"the string {raw!r}"
-    if isinstance(raw, dict):
-        return "a mapping"
-    if isinstance(raw, list):
-        return "a list"
-    return repr(raw)
 
 
 # ------------------------------------------------------------------------------- checks

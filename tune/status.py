@@ -8,6 +8,7 @@ searches, the Optuna journal.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,7 +111,8 @@ def pareto_mask(points: np.ndarray, /, *, maximise: list[bool]) -> np.ndarray:
     return np.asarray(moocore.is_nondominated(points, maximise=maximise, keep_weakly=True), dtype=bool)
 
 
-FRONT_COLUMNS = ("score_mean", "score_q10", "val_recon_mean", "val_anchor_mean", "diverged_frac", "collapsed_frac")
+FRONT_COLUMNS = ("score_mean", "score_q10", "val_recon_mean", "diverged_frac", "collapsed_frac")
+"""Always shown; the study's other objective columns (e.g. ``val_anchor_mean``) come before the fractions."""
 
 
 def front(status: StudyStatus, objectives: list[tuple[str, str]]) -> list[TrialRecord]:
@@ -123,13 +125,15 @@ def front(status: StudyStatus, objectives: list[tuple[str, str]]) -> list[TrialR
     return sorted(chosen, key=lambda t: -float(t.last.get("score_mean", 0.0)))
 
 
-def format_front(trials: list[TrialRecord], *, label: str = "trial") -> str:
+def format_front(trials: list[TrialRecord], *, label: str = "trial", extra: Sequence[str] = ()) -> str:
     if not trials:
         return "(no finished trials yet)"
-    header = f"{label:>28}  " + "  ".join(f"{c:>15}" for c in FRONT_COLUMNS)
+    columns = [*FRONT_COLUMNS[:3], *(c for c in extra if c not in FRONT_COLUMNS), *FRONT_COLUMNS[3:]]
+    width = max(15, *(len(c) for c in columns))
+    header = f"{label:>28}  " + "  ".join(f"{c:>{width}}" for c in columns)
     rows = [header]
     for t in trials:
-        cells = "  ".join(f"{float(t.last.get(c, float('nan'))):>15.4f}" for c in FRONT_COLUMNS)
+        cells = "  ".join(f"{float(t.last.get(c, float('nan'))):>{width}.4f}" for c in columns)
         rows.append(f"{t.trial_id[-28:]:>28}  {cells}")
     return "\n".join(rows)
 
@@ -150,7 +154,7 @@ def summary(status: StudyStatus, objectives: list[tuple[str, str]]) -> str:
         lines.append(f"best mean score: {float(best.last['score_mean']):.4f} ({best.trial_id})")
     pf = front(status, objectives)
     lines.append(f"Pareto front ({' / '.join(f'{mode} {m}' for m, mode in objectives)}): {len(pf)} trials")
-    lines.append(format_front(pf))
+    lines.append(format_front(pf, extra=[m for m, _ in objectives]))
     for t in status.trials:
         if t.state == "failed":
             lines.append(f"failed {t.trial_id}: {t.error}")

@@ -30,7 +30,15 @@ from typing import Any
 from tune.errors import UsageError
 from tune.trainable import TrialSettings, train_trial
 
-__all__ = ["OBJECTIVES", "StudySpec", "run_study", "study_dir"]
+__all__ = [
+    "OBJECTIVES",
+    "StudySpec",
+    "known_objectives",
+    "objective_metric",
+    "objective_mode",
+    "run_study",
+    "study_dir",
+]
 
 OBJECTIVES: dict[str, str] = {
     "score": "max",  # mean ablation score over the trial's seeds
@@ -39,6 +47,8 @@ OBJECTIVES: dict[str, str] = {
     "anti-anchor": "min",  # mean val_anti-anchor
     "score-q10": "max",  # the 10 % quantile of the score: robustness across seeds
 }
+"""The Ex 2.9.1 objectives. In general an objective is ``score``, ``recon``, ``score-q10`` or the name
+of one of the experiment's validating regularizers (minimised: its mean ``val_<name>``)."""
 OBJECTIVE_METRIC = {
     "score": "score_mean",
     "recon": "val_recon_mean",
@@ -46,6 +56,24 @@ OBJECTIVE_METRIC = {
     "anti-anchor": "val_anti-anchor_mean",
     "score-q10": "score_q10",
 }
+_FIXED_OBJECTIVES = ("score", "recon", "score-q10")
+
+
+def objective_metric(name: str) -> str:
+    """The trial-level result column an objective reads: ``score_mean``, ``val_<reg>_mean`` ..."""
+    return OBJECTIVE_METRIC.get(name, f"val_{name}_mean")
+
+
+def objective_mode(name: str) -> str:
+    """'max' for scores, 'min' for errors and regularizer values."""
+    return OBJECTIVES.get(name, "min")
+
+
+def known_objectives(experiment: Any) -> tuple[str, ...]:
+    """Objectives a study of ``experiment`` can optimise: the fixed three and its validating regularizers."""
+    return _FIXED_OBJECTIVES + tuple(r.name for r in experiment.regularizers if r.validates)
+
+
 SAMPLERS = ("tpe", "nsga2", "gp", "random")
 STUDY_FILE = "study.json"
 
@@ -59,9 +87,9 @@ class StudySpec:
     storage: str  # absolute path
     seeds: tuple[int, ...]
     seeds_per_trial: int
-    hidden: int = 16
+    hidden: int | None = None  # None: the experiment's
     steps: int | None = None
-    stream: str = "hash"
+    stream: str | None = None  # None: the experiment's
     trials: int | None = None  # search
     objectives: tuple[str, ...] = ("score", "recon")  # search
     sampler: str = "tpe"
@@ -74,6 +102,9 @@ class StudySpec:
     max_concurrent: int | None = None
     max_failures: int = 2
     checkpoint_every_s: float = 10.0
+    experiment: dict[str, Any] | None = None  # the resolved experiment (excolor.experiments.to_dict)
+    device: str = "cpu"
+    gpus_per_trial: float = 0.0
 
     def record(self) -> dict[str, Any]:
         d = asdict(self)
@@ -100,16 +131,30 @@ def _existing_record(spec: StudySpec, directory: Path) -> bool:
         old = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as err:
         raise UsageError(f"{path} is unreadable ({err}); refusing to touch this directory") from None
+    if not isinstance(old, dict):
+        raise UsageError(f"{path} is not an excolor study record; refusing to touch this directory")
     record = spec.record()
-    ignored = {"space", "wandb", "max_concurrent", "checkpoint_every_s"}  # may change between runs
+    if "experiment" not in old:  # a study made before experiment files: it ran the Ex 2.9.1 preset
+        from excolor.experiments import preset, to_dict
+
+        old["experiment"] = to_dict(preset())
+    # may change between runs (a resumed study may move to another machine or device)
+    ignored = {"space", "wandb", "max_concurrent", "checkpoint_every_s", "device", "gpus_per_trial"}
     diffs = [k for k in record if k not in ignored and json.dumps(old.get(k)) != json.dumps(record[k])]
     if diffs:
-        shown = ", ".join(f"{k}: {old.get(k)!r} -> {record[k]!r}" for k in diffs[:4])
+        shown = ", ".join(_difference(k, old.get(k), record[k]) for k in diffs[:4])
         raise UsageError(
             f"{directory} already holds a different study ({shown}); use another --name, or rerun "
             "the original command to resume it"
         )
     return True
+
+
+def _difference(key: str, old: Any, new: Any) -> str:
+    if key == "experiment" and isinstance(old, dict) and isinstance(new, dict):
+        fields = [k for k in new if json.dumps(old.get(k)) != json.dumps(new[k])]
+        return f"experiment: {old.get('name')!r} -> {new.get('name')!r} (differs in {', '.join(fields)})"
+    return f"{key}: {old!r} -> {new!r}"
 
 
 def _write_record(spec: StudySpec, directory: Path) -> None:
@@ -282,8 +327,8 @@ def _tuner(spec: StudySpec, directory: Path, trainable: Any, restore: bool, spac
     reference = space.reference_params()
     searcher = OptunaSearch(
         space=space.distributions(),
-        metric=[OBJECTIVE_METRIC[o] for o in spec.objectives],
-        mode=[OBJECTIVES[o] for o in spec.objectives],
+        metric=[objective_metric(o) for o in spec.objectives],
+        mode=[objective_mode(o) for o in spec.objectives],
         points_to_evaluate=[reference],  # the hand schedule is trial 0: every study is measured against it
         sampler=_sampler(spec),
         study_name=spec.name,
@@ -298,10 +343,19 @@ def _tuner(spec: StudySpec, directory: Path, trainable: Any, restore: bool, spac
     return tune.Tuner(trainable, tune_config=tune_config, run_config=run_config)
 
 
+def study_experiment(spec: StudySpec) -> Any:
+    """The study's experiment (recorded in study.json; Ex 2.9.1 for studies made before experiments)."""
+    from excolor.experiments import from_dict, preset
+
+    return from_dict(spec.experiment, source="study.json experiment") if spec.experiment else preset()
+
+
 def trainable_space(spec: StudySpec) -> Any:
     from tune.space import SearchSpace
 
-    return SearchSpace.read(spec.space_file) if spec.space_file else SearchSpace.default()
+    if spec.space_file:
+        return SearchSpace.read(spec.space_file)
+    return SearchSpace.for_experiment(study_experiment(spec))
 
 
 def run_study(spec: StudySpec, *, address: str | None = None, progress: bool = True) -> Any:
@@ -317,6 +371,7 @@ def run_study(spec: StudySpec, *, address: str | None = None, progress: bool = T
         _write_record(spec, directory)
     space = trainable_space(spec) if spec.kind == "search" else None  # read once, shared below
     settings = TrialSettings(
+        experiment=spec.experiment,
         hidden=spec.hidden,
         steps=spec.steps,
         stream=spec.stream,
@@ -324,8 +379,12 @@ def run_study(spec: StudySpec, *, address: str | None = None, progress: bool = T
         threads=spec.cpus_per_trial,
         seeds=tuple(spec.seed_groups()[0]) if spec.kind == "search" else None,
         checkpoint_every_s=spec.checkpoint_every_s,
+        device=spec.device,
     )
-    trainable = tune.with_resources(tune.with_parameters(train_trial, settings=settings), {"cpu": spec.cpus_per_trial})
+    resources: dict[str, float] = {"cpu": spec.cpus_per_trial}
+    if spec.gpus_per_trial:
+        resources["gpu"] = spec.gpus_per_trial
+    trainable = tune.with_resources(tune.with_parameters(train_trial, settings=settings), resources)
     tuner = _tuner(spec, directory, trainable, restore, space)
     if progress:
         print(f"{'resuming' if restore else 'starting'} {spec.kind} {spec.name!r} in {directory}", file=sys.stderr)

@@ -37,9 +37,10 @@ DIVERGED_VALUE: dict[str, float] = {
     "red_angle_deg": 180.0,
     "max_train_recon": 1.0,
 }
-"""What a diverged seed counts as in the aggregates (worst value of each metric)."""
+"""What a diverged seed counts as in the aggregates (worst value of each metric). Metrics not listed
+here -- another experiment's ``val_<regularizer>`` -- count at the worst value any seed of the trial
+reached, and an intervention's ``<name>_r`` at 0 (no correlation)."""
 
-AGGREGATED = tuple(DIVERGED_VALUE)
 CHECKPOINT_FILE = "population.pt"
 
 
@@ -51,41 +52,61 @@ class TrialDiverged(RuntimeError):
 class TrialSettings:
     """What a study fixes for all its trials (the searched/swept values come in ``config``)."""
 
-    experiment: str = "ex-2.9.1"
-    hidden: int = 16
+    experiment: dict[str, Any] | None = None  # excolor.experiments.to_dict; None = the ex-2.9.1 preset
+    hidden: int | None = None  # None: the experiment's
     steps: int | None = None
-    stream: str = "hash"
+    stream: str | None = None  # None: the experiment's
     dopesheet_csv: str | None = None  # base schedule (default: the experiment's)
     space: Any = None  # tune.space.SearchSpace for searches
     threads: int = 1
     seeds: tuple[int, ...] | None = None  # searches: every trial trains the same seeds
     checkpoint_every_s: float = 10.0  # population checkpoints at most this often (and at the end)
+    device: str = "cpu"  # 'cpu', 'cuda' or 'auto' (resolved on the node that runs the trial)
+
+
+def _aggregated(metrics: Mapping[str, np.ndarray]) -> list[str]:
+    """The per-seed metrics that get mean/std/q10: the known ones, every val_*, every <intervention>_r."""
+    extra = [k for k in metrics if k not in DIVERGED_VALUE and (k.startswith("val_") or k.endswith("_r"))]
+    return [k for k in DIVERGED_VALUE if k in metrics] + extra
+
+
+def _diverged_value(key: str, values: np.ndarray) -> float:
+    if key in DIVERGED_VALUE:
+        return DIVERGED_VALUE[key]
+    if key.endswith("_r") and not key.startswith("val_"):
+        return 0.0
+    finite = values[np.isfinite(values)]
+    return float(finite.max()) if finite.size else 1.0
 
 
 def aggregate(metrics: Mapping[str, np.ndarray], *, diverged: np.ndarray) -> dict[str, float]:
     """Per-seed arrays -> finite scalars: ``<metric>_mean``, ``_std``, ``_q10`` for each metric."""
     out: dict[str, float] = {}
-    for key in AGGREGATED:
-        if key not in metrics:
-            continue
+    for key in _aggregated(metrics):
         values = np.asarray(metrics[key], dtype=np.float64).copy()
-        values[diverged | ~np.isfinite(values)] = DIVERGED_VALUE[key]
+        bad = diverged | ~np.isfinite(values)
+        values[bad] = _diverged_value(key, np.where(bad, np.nan, values))
         out[f"{key}_mean"] = float(values.mean())
         out[f"{key}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
         out[f"{key}_q10"] = float(np.quantile(values, 0.1))
     out["diverged_frac"] = float(np.mean(diverged))
     if "collapsed" in metrics:
         out["collapsed_frac"] = float(np.mean(np.asarray(metrics["collapsed"], dtype=bool)))
-    if "labels/n/red" in metrics:
-        out["labels/n/red_mean"] = float(np.mean(metrics["labels/n/red"]))
+    for key in metrics:
+        if key.startswith("labels/n/") and key != "labels/n_total":
+            out[f"{key}_mean"] = float(np.mean(metrics[key]))
     assert all(math.isfinite(v) for v in out.values()), out
     return out
 
 
 def _experiment(settings: TrialSettings, config: Mapping[str, Any]) -> Any:
-    from excolor.config import ex_2_9_1
-    from excolor.dopesheet import Dopesheet, reference_dopesheet
+    """The trial's experiment: the study's, with the searched or swept schedule and overrides."""
+    from dataclasses import replace
 
+    from excolor.dopesheet import Dopesheet
+    from excolor.experiments import from_dict, preset
+
+    base = from_dict(settings.experiment, source="study experiment") if settings.experiment else preset()
     hidden = settings.hidden
     if settings.space is not None:  # a search: the searched parameters define the schedule
         params = {k: v for k, v in config.items() if k in settings.space.distributions()}
@@ -94,13 +115,18 @@ def _experiment(settings: TrialSettings, config: Mapping[str, Any]) -> Any:
     elif settings.dopesheet_csv is not None:
         sheet = Dopesheet.parse(settings.dopesheet_csv, source="study dopesheet")
     else:
-        sheet = reference_dopesheet()
+        sheet = base.dopesheet
     scales = config.get("scale") or {}
     if scales:  # a sweep: per-regularizer multipliers of the schedule
         sheet = sheet.scaled(dict(scales))
     if settings.steps is not None and settings.steps != sheet.length:
         sheet = sheet.stretched(settings.steps)
-    return ex_2_9_1(hidden=int(hidden), dopesheet=sheet, stream=settings.stream)
+    experiment = base.with_dopesheet(sheet)
+    if hidden is not None:
+        experiment = experiment.with_model(k_codec=int(hidden))
+    if settings.stream is not None:
+        experiment = replace(experiment, stream=settings.stream)
+    return experiment
 
 
 def train_trial(config: dict[str, Any], settings: TrialSettings = TrialSettings()) -> None:
@@ -108,18 +134,22 @@ def train_trial(config: dict[str, Any], settings: TrialSettings = TrialSettings(
     import torch
     from ray import tune
 
+    from excolor.devices import resolve_device
     from excolor.train import PopulationTrainer
 
     torch.set_num_threads(max(1, settings.threads))
     seeds = [int(s) for s in config.get("seeds", settings.seeds or ())]
     experiment = _experiment(settings, config)
-    trainer = PopulationTrainer(experiment, seeds)
+    trainer = PopulationTrainer(experiment, seeds, device=resolve_device(settings.device))
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as d:
             trainer.load(os.path.join(d, CHECKPOINT_FILE))
     trial_dir = Path(tune.get_context().get_trial_dir())
+    from excolor.experiments import to_yaml
+
     (trial_dir / "dopesheet.csv").write_text(experiment.dopesheet.to_csv())
+    (trial_dir / "experiment.yaml").write_text(to_yaml(experiment))  # the trial's resolved experiment
 
     last_checkpoint = [time.monotonic()]
 
@@ -155,7 +185,10 @@ def train_trial(config: dict[str, Any], settings: TrialSettings = TrialSettings(
     import pandas as pd
 
     pd.DataFrame(final).to_csv(trial_dir / "seeds.csv", index=False)
-    per_seed = {k: [float(x) for x in final[k]] for k in ("seed", "score", "ablated_r", "val_recon", "val_anchor")}
+    keys = ["seed", "score", "ablated_r", "val_recon"] + [
+        f"val_{r.name}" for r in experiment.regularizers if r.validates
+    ]
+    per_seed = {k: [float(x) for x in final[k]] for k in keys}
     report({**aggregate(final, diverged=final["diverged"]), "per_seed": per_seed}, final=True)
 
 

@@ -68,3 +68,31 @@ def test_train_original_stream(tmp_path: Path, capsys) -> None:
     table = pd.read_csv(out / "metrics.csv")
     assert table["labels/n/red"].tolist() == [75]
     assert '"stream": "original"' in (out / "experiment.json").read_text()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error a machine without a GPU gives")
+def test_device_cuda_without_a_gpu_is_one_clear_error(tmp_path: Path, capsys) -> None:
+    assert main(["train", "--device", "cuda", "--seeds", "0", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("excolor train: error: --device:") and "no CUDA GPU" in err and "auto" in err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--device", "gpu"], "expected cpu, cuda, cuda:N or auto"),
+        (["--gpus-per-trial", "0.5"], "--gpus-per-trial needs --device cuda or auto"),
+        (["--device", "cuda", "--gpus-per-trial", "1.5"], "a fraction in (0, 1] or a whole number"),
+    ],
+)
+def test_study_device_flags_are_checked_before_anything_runs(tmp_path: Path, capsys, args, message) -> None:
+    assert main(["sweep", "--name", "d", "--storage", str(tmp_path), *args]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()
+
+
+def test_device_auto_trains_where_it_can(tmp_path: Path, capsys) -> None:
+    assert main(["train", "--device", "auto", "--seeds", "0-1", "--steps", "20", "--quiet", "--out", str(tmp_path)]) == 0
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert f"device {expected}" in capsys.readouterr().out

@@ -1,0 +1,139 @@
+"""Reading hand-edited YAML (experiment files, search spaces) with errors that name the field.
+
+Shared by ``excolor.experiments`` and ``tune.space``: a safe loader that also reads ``1e-4`` as a
+number, and small checkers that turn a wrong value into one message naming the field and what was
+expected. Each checker takes ``fail(field, reason) -> Exception``, bound to the file being read.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import yaml
+
+__all__ = ["Fail", "Loader", "integer", "kind", "listing", "load", "mapping", "number", "sequence", "text"]
+
+Fail = Callable[[str, str], Exception]
+
+
+class Loader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that also reads 1e-4 and 1.0e35 as floats.
+
+    NOTE(yaml): PyYAML follows YAML 1.1, where a float needs a dot and a signed exponent, so the
+    natural ``low: 1e-4`` would be text; YAML 1.2 and users read it as a number.
+    """
+
+
+def _mapping_without_duplicates(loader: Loader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    """A mapping; a key written twice is an error (YAML readers differ on which copy wins)."""
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if not isinstance(key, (str, int, float, bool)):
+            continue  # an unhashable key: the default constructor reports it
+        if key in seen:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+        seen.add(key)
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
+Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+_LOOKS_NUMERIC = re.compile(r"\s*[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\s*")
+
+
+class YamlSyntaxError(ValueError):
+    """Invalid YAML: the reason and the 1-based line, if known."""
+
+    def __init__(self, reason: str, line: int | None) -> None:
+        self.reason, self.line = reason, line
+        super().__init__(reason)
+
+
+def load(text: str) -> Any:
+    """Parse YAML safely (no arbitrary objects); ``YamlSyntaxError`` with the line on bad syntax."""
+    try:
+        return yaml.load(text, Loader=Loader)  # a yaml.SafeLoader subclass
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line = mark.line + 1 if mark is not None else None
+        column = f" (column {mark.column + 1})" if mark is not None else ""
+        raise YamlSyntaxError(f"invalid YAML: {e.problem or e.context}{column}", line) from None
+    except yaml.YAMLError as e:
+        raise YamlSyntaxError(f"invalid YAML: {e}", None) from None
+
+
+def listing(items: Iterable[object]) -> str:
+    return ", ".join(str(x) for x in items)
+
+
+def kind(raw: object) -> str:
+    """How a YAML value reads in an error message."""
+    if raw is None:
+        return "nothing (null)"
+    if isinstance(raw, bool):
+        return f"the boolean {str(raw).lower()}"
+    if isinstance(raw, str):
+        return f"the string {raw!r}"
+    if isinstance(raw, dict):
+        return "a mapping"
+    if isinstance(raw, list):
+        return "a list"
+    return repr(raw)
+
+
+def mapping(raw: object, field: str, allowed: tuple[str, ...], required: tuple[str, ...], fail: Fail) -> dict[str, Any]:
+    """``raw`` checked to be a mapping with only ``allowed`` keys and every ``required`` one."""
+    what = field or "the file"
+    if not isinstance(raw, dict):
+        raise fail(field, f"expected a mapping with keys {listing(allowed)}, got {kind(raw)}")
+    for key in raw:
+        if key not in allowed:
+            path = f"{field}.{key}" if field else str(key)
+            raise fail(path, f"unknown key {key!r}; expected one of: {listing(allowed)}")
+    for key in required:
+        if key not in raw:
+            path = f"{field}.{key}" if field else key
+            raise fail(path, f"missing required key in {what} (required: {listing(required)})")
+    return raw
+
+
+def sequence(raw: object, field: str, fail: Fail) -> list[Any]:
+    """``raw`` checked to be a list (None reads as an empty one)."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise fail(field, f"expected a list of entries (lines starting with '- '), got {kind(raw)}")
+    return raw
+
+
+def text(raw: object, field: str, fail: Fail) -> str:
+    if not isinstance(raw, str) or not raw:
+        raise fail(field, f"expected a non-empty string, got {kind(raw)}")
+    return raw
+
+
+def integer(raw: object, field: str, fail: Fail, *, what: str = "an integer") -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int):
+        raise fail(field, f"expected {what}, got {kind(raw)}")
+    return raw
+
+
+def number(raw: object, field: str, fail: Fail) -> float:
+    """A finite number; a quoted number is refused (it is text in YAML)."""
+    if isinstance(raw, str) and _LOOKS_NUMERIC.fullmatch(raw):
+        raise fail(field, f"expected a number, got the string {raw!r} (quoted numbers are text in YAML)")
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+        raise fail(field, f"expected a number, got {kind(raw)}")
+    value = float(raw)
+    if not math.isfinite(value):
+        raise fail(field, f"expected a finite number, got {raw!r}")
+    return value
