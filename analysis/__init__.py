@@ -1,17 +1,19 @@
 """Results of excolor studies: tables, Pareto fronts, plots and reports (no running Ray needed).
 
 - ``errors``      ``AnalysisError``, the one error for bad input (a ValueError; one line)
-- ``objectives``  objective names shared with ``tune`` -> columns and directions
-- ``results``     a study directory -> ``Study`` (trials, per-seed rows, Optuna trials); several side by side
+- ``objectives``  objective names shared with ``tune`` -> columns and directions, per experiment
+- ``results``     a study directory -> ``Study`` (its experiment, trials, per-seed rows, Optuna trials);
+                  several side by side
 - ``pareto``      fronts, ranks, hypervolume (history), seed attainment (moocore); the §9.10 original rule
-- ``tables``      the study-level answers: front summary, hand schedule, best model choice
-- ``models``      checkpoints -> trained models -> named-colour table and error-vs-similarity data
+- ``tables``      the study-level answers: front summary, hand schedule, §9.10 columns, best model choice
+- ``models``      checkpoints -> trained models of the experiment's kind and shape -> named-colour table
+                  and error-vs-similarity data
 - ``plots``       matplotlib figures (PNG, no pyplot)
 - ``report``      report.md, self-contained report.html, best_model_table.tex, pareto.csv
 - ``cli``         what ``excolor pareto`` and ``excolor report`` run
 
-``write_report`` and ``ReportPaths`` are imported on first use: matplotlib and torch are only paid
-for when a report is made, not when a study is loaded.
+``write_report`` and ``ReportPaths`` are imported on first use: matplotlib is only paid for when a
+report is made. Loading a study reads its experiment record, which imports ``excolor`` (and torch).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from analysis.errors import AnalysisError
-from analysis.objectives import ALL_OBJECTIVES, Objective, resolve_objectives
+from analysis.objectives import ALL_OBJECTIVES, Objective, experiment_objectives, resolve_objectives
 from analysis.pareto import (
     domination_counts,
     front_mask,
@@ -29,6 +31,7 @@ from analysis.pareto import (
     normalise,
     original_best,
     original_front,
+    original_minimize,
     pareto_ranks,
     seed_attainment,
 )
@@ -42,6 +45,7 @@ __all__ = [
     "Study",
     "StudyCollection",
     "domination_counts",
+    "experiment_objectives",
     "front_mask",
     "hypervolume",
     "hypervolume_history",
@@ -51,6 +55,7 @@ __all__ = [
     "normalise",
     "original_best",
     "original_front",
+    "original_minimize",
     "pareto_ranks",
     "resolve_objectives",
     "seed_attainment",

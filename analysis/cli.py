@@ -31,21 +31,23 @@ def pareto_command(directory: Path, objectives: list[str] | None, out: Path | No
 
     Args:
         directory: the study directory.
-        objectives: objective names (``score``, ``recon``, ``anchor``, ``anti-anchor``,
-            ``score-q10``); None for the study's own.
+        objectives: objective names valid for the study's experiment (``score``, ``recon``,
+            ``score-q10`` or a validating regularizer: ``anchor`` in Ex 2.9.1, ``reg-anchor`` in
+            Ex 2.8, ...); None for the study's own.
         out: the CSV file, or a directory to put ``pareto.csv`` in; default ``STUDY/report/pareto.csv``.
 
     Returns:
         0.
 
     Raises:
-        AnalysisError: not a study, an unknown objective, or an unwritable output.
+        AnalysisError: not a study, an objective the study's experiment does not know (the
+            message lists the known ones), or an unwritable output.
     """
     study = load_study(directory)
     summary = front_summary(study, objectives)
     counts = study.counts()
     states = ", ".join(f"{counts[s]} {s}" for s in STATES)
-    print(f"study {study.name!r} ({study.kind}) in {study.directory}: {states}")
+    print(f"study {study.name!r} ({study.kind}, experiment {study.experiment.name}) in {study.directory}: {states}")
     labels = ", ".join(o.label for o in summary.objectives)
     table = front_table(summary)
     if summary.done.empty:

@@ -4,10 +4,23 @@ A trial's ``checkpoint_*/population.pt`` holds the whole population in one ``(M,
 in seed order; M can exceed the number of seeds, the extra rows are padding). It is read with
 ``torch.load(weights_only=True)``, which refuses anything but tensors and plain containers: a study
 copied from elsewhere is untrusted input.
+
+The tensor does not say which model it holds: the experiment does (``excolor.config.ModelConfig``:
+kind, latent K, hidden width H, GELU blocks N). A trial's experiment.yaml fixes all four; without
+one, K, N and the kind come from the study's experiment and H is read off the parameter count
+(for fixed K and N the count grows with H, so at most one H fits). ``CNColorMLP`` and ``ColorMLP``
+have the same parameters: only the experiment tells them apart.
+
+The evaluation plans (baseline, ablated, pruned, suppression, and repulsion when the experiment
+measures it) act on the latent axis ``evaluation.concept_dim``; the correlations are with the
+similarity to ``evaluation.anchor_hsv``. The latent is the ``bottleneck`` (unit) layer of a
+``CNColorMLP`` and the ``encoder`` output of a ``ColorMLP``, which has no ``bottleneck``
+(``excolor.evaluate.standard_plans`` assumes one, hence ``evaluation_plans`` here).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,26 +36,46 @@ __all__ = [
     "N_NONLINEAR",
     "Checkpoint",
     "ModelEvaluation",
+    "anchor_name",
     "evaluate_model",
+    "evaluation_plans",
+    "latent_layers",
     "load_population",
     "seed_model",
 ]
 
 K_BOTTLENECK = 5
 N_NONLINEAR = 2
-"""The Ex 2.9.1 architecture (science.md §2.4); only the hidden width H varies between studies."""
+"""The Ex 2.9.1 architecture (science.md §2.4): the default when no model is given."""
 
 FloatArray = npt.NDArray[np.float64]
 
 
-def _hidden_width(n_params: int) -> int | None:
-    """H such that the Ex 2.9.1 MLP with hidden width H has ``n_params`` parameters, if any."""
+def _shape(model: Any) -> tuple[str, int, int]:
+    """(kind, K, N) of a ``ModelConfig``; Ex 2.9.1's for None."""
+    if model is None:
+        return "CNColorMLP", K_BOTTLENECK, N_NONLINEAR
+    return str(model.kind), int(model.k_bottleneck), int(model.n_nonlinear)
+
+
+def _n_params(k: int, h: int, n: int) -> int:
     from excolor.model import layer_shapes
 
-    for h in range(1, 4097):
-        if sum(o * i + o for o, i in layer_shapes(K_BOTTLENECK, h, N_NONLINEAR)) == n_params:
-            return h
-    return None
+    return sum(o * i + o for o, i in layer_shapes(k, h, n))
+
+
+def _hidden_width(n_params: int, k: int = K_BOTTLENECK, n: int = N_NONLINEAR) -> int | None:
+    """H such that the MLP with latent K, hidden width H and N blocks has ``n_params`` parameters, if any."""
+    lo, hi = 1, 4096
+    if _n_params(k, hi, n) < n_params:
+        return None
+    while lo < hi:  # the count is strictly increasing in H
+        mid = (lo + hi) // 2
+        if _n_params(k, mid, n) < n_params:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo if _n_params(k, lo, n) == n_params else None
 
 
 @dataclass(frozen=True)
@@ -54,24 +87,28 @@ class Checkpoint:
     step: int | None
 
 
-def load_population(path: str | Path, /, *, hidden: int | None = None) -> Checkpoint:
+def load_population(path: str | Path, /, *, hidden: int | None = None, model: Any = None) -> Checkpoint:
     """A checkpoint's population, its seeds and the training step it was taken at.
 
     Args:
         path: a ``population.pt``.
-        hidden: the expected hidden width (study.json's ``hidden`` or a search's ``hidden``
-            parameter). The width is also read off the parameter count; a disagreement is an error.
+        hidden: the expected hidden width H (a trial's experiment.yaml, a search's ``hidden``
+            parameter or study.json's ``hidden``); None to read it off the parameter count. A width
+            that does not fit the parameter count is an error.
+        model: the ``excolor.config.ModelConfig`` giving the kind, K and N (its ``k_codec`` is not
+            used: pass ``hidden``); None for the Ex 2.9.1 CNColorMLP (K = 5, N = 2).
 
     Returns:
         A ``Checkpoint`` with one model per seed, in seed order.
 
     Raises:
-        AnalysisError: unreadable file, unexpected content, or a width that does not fit.
+        AnalysisError: unreadable file, unexpected content, or a shape that does not fit.
     """
     import torch
 
     from excolor.population import Population
 
+    kind, k, n_blocks = _shape(model)
     try:
         state = torch.load(Path(path), map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for corrupt or foreign files
@@ -83,23 +120,64 @@ def load_population(path: str | Path, /, *, hidden: int | None = None) -> Checkp
     n = len(seeds)
     if params.shape[0] < n:
         raise AnalysisError(f"checkpoint {path} has {params.shape[0]} parameter rows for {n} seeds")
-    width = _hidden_width(int(params.shape[1]))
+    width = _hidden_width(int(params.shape[1]), k, n_blocks)
     if width is None or (hidden is not None and width != hidden):
+        expected = f"hidden width {hidden}" if hidden is not None else "any hidden width"
         raise AnalysisError(
-            f"checkpoint {path}: {params.shape[1]} parameters per model do not fit hidden width {hidden}"
+            f"checkpoint {path}: {params.shape[1]} parameters per model do not fit a {kind} with "
+            f"K={k}, N={n_blocks} and {expected}"
         )
     flat = params[:n].detach().to(torch.float32).contiguous()  # (S, P)
-    population = Population(flat, k_bottleneck=K_BOTTLENECK, k_codec=width, n_nonlinear=N_NONLINEAR)
+    population = Population(flat, k_bottleneck=k, k_codec=width, n_nonlinear=n_blocks, kind=kind)
     step = state.get("step")
     return Checkpoint(population, [int(s) for s in seeds], int(step) if isinstance(step, (int, float)) else None)
 
 
-def seed_model(path: str | Path, /, *, seed: int, hidden: int | None = None) -> Any:
-    """The model of one seed from a checkpoint, as a ``CNColorMLP`` in eval mode."""
-    checkpoint = load_population(path, hidden=hidden)
+def seed_model(path: str | Path, /, *, seed: int, hidden: int | None = None, model: Any = None) -> Any:
+    """The model of one seed from a checkpoint, as a ``CNColorMLP`` or ``ColorMLP`` in eval mode."""
+    checkpoint = load_population(path, hidden=hidden, model=model)
     if seed not in checkpoint.seeds:
         raise AnalysisError(f"checkpoint {path} holds seeds {checkpoint.seeds}, not seed {seed}")
     return checkpoint.population.module(checkpoint.seeds.index(seed))
+
+
+# --------------------------------------------------------------------------------- evaluation
+
+
+def latent_layers(model: Any, /) -> tuple[str, str]:
+    """(surgery layer, intervention layer) of a model's latent; see ``excolor.evaluate.latent_layers``."""
+    from excolor.evaluate import latent_layers as _latent_layers
+
+    try:
+        return _latent_layers(model)
+    except ValueError as err:
+        raise AnalysisError(str(err)) from None
+
+
+def evaluation_plans(model: Any, /, *, concept_dim: int = 0, interventions: Sequence[str] = ()) -> tuple[Any, ...]:
+    """§9.12's plans for any model kind; see ``excolor.evaluate.model_plans``."""
+    from excolor.evaluate import model_plans
+
+    try:
+        return model_plans(model, concept_dim=concept_dim, interventions=interventions)
+    except ValueError as err:
+        raise AnalysisError(str(err)) from None
+
+
+def anchor_name(anchor_hsv: Sequence[float], /) -> str:
+    """'red' for pure red, else the named colour at that HSV, else the HSV triple.
+
+    >>> anchor_name((0.0, 1.0, 1.0)), anchor_name((0.1, 0.5, 0.5))
+    ('red', 'HSV (0.1, 0.5, 0.5)')
+    """
+    from excolor.colors import named_colors
+
+    target = tuple(round(float(v), 6) for v in anchor_hsv)
+    colors = named_colors()
+    for name, hsv in zip(colors["name"], colors["hsv"]):
+        if tuple(round(float(v), 6) for v in hsv) == target:
+            return str(name)
+    return "HSV (" + ", ".join(f"{float(v):g}" for v in anchor_hsv) + ")"
 
 
 @dataclass(frozen=True)
@@ -108,11 +186,13 @@ class ModelEvaluation:
 
     Attributes:
         table: ``excolor.evaluate.named_color_table``: 12 hues + 5 greys with ``baseline``, and per
-            method (``ablated``, ``pruned``, ``suppression``) its MSE and ``<method>-delta``.
-        correlations: ``similarity_correlations``: per method ``power``, ``r``, ``r2``, ``p``.
+            method (``ablated``, ``pruned``, ``suppression``, ...) its MSE and ``<method>-delta``.
+        correlations: per method ``plan``, ``power``, ``r``, ``r2``, ``p`` (error vs similarity to
+            the anchor colour raised to the method's power).
         rgb: the ``n³`` RGB cube ``(N, 3)`` of the scatter plots.
-        similarity: per method, similarity to red raised to that method's power ``(N,)``.
+        similarity: per method, similarity to the anchor raised to that method's power ``(N,)``.
         errors: per method, the per-colour MSE on the cube ``(N,)``.
+        anchor: the anchor colour in words (``'red'``), for labels.
     """
 
     table: pd.DataFrame
@@ -120,28 +200,52 @@ class ModelEvaluation:
     rgb: FloatArray
     similarity: dict[str, FloatArray]
     errors: dict[str, FloatArray]
+    anchor: str = "red"
 
 
-def evaluate_model(model: Any, /, *, n: int = 20) -> ModelEvaluation:
+def evaluate_model(model: Any, /, *, n: int = 20, evaluation: Any = None) -> ModelEvaluation:
     """The named-colour table and the error-vs-similarity data of a model (science.md §9.11, §10.1).
 
-    The correlations are computed on the ``n³`` RGB cube (20³ as in the notebook's scatter plots),
-    ablated and pruned against similarity³, suppression against similarity².
+    Args:
+        model: a ``CNColorMLP`` or ``ColorMLP``.
+        n: the correlations' RGB cube is ``n³`` (20³ as in the notebook's scatter plots).
+        evaluation: the experiment's ``excolor.config.Evaluation`` (concept axis, anchor colour,
+            interventions); None for Ex 2.9.1's (axis 0, red, suppression).
+
+    Ablated and pruned correlate with similarity³, suppression with similarity², repulsion with
+    similarity³ (``excolor.evaluate.CORRELATION_POWERS``, ``INTERVENTION_POWERS``).
     """
-    from excolor.colors import rgb_grid
+    from excolor.colors import RED_HSV, rgb_grid
     from excolor.evaluate import (
         CORRELATION_POWERS,
+        INTERVENTION_POWERS,
+        error_correlation,
         named_color_table,
         per_color_mse,
-        red_similarity,
-        similarity_correlations,
-        standard_plans,
     )
 
-    table = named_color_table(model)
-    correlations = similarity_correlations(model, n=n)
+    concept_dim = int(evaluation.concept_dim) if evaluation is not None else 0
+    anchor_hsv = tuple(float(v) for v in evaluation.anchor_hsv) if evaluation is not None else tuple(RED_HSV)
+    interventions = tuple(evaluation.interventions) if evaluation is not None else ()
+    plans = evaluation_plans(model, concept_dim=concept_dim, interventions=interventions)
+    table = named_color_table(model, plans=plans)
     rgb = rgb_grid(n)  # (N, 3)
-    plans = {p.name: p for p in standard_plans(k_bottleneck=K_BOTTLENECK)}
-    similarity = {name: red_similarity(rgb, power=power) for name, power in CORRELATION_POWERS.items()}
-    errors = {name: per_color_mse(model, rgb, plan=plans[name]) for name in CORRELATION_POWERS}
-    return ModelEvaluation(table, correlations, rgb, similarity, errors)
+    powers = {**INTERVENTION_POWERS, **CORRELATION_POWERS}
+    similarity, errors, rows = {}, {}, []
+    for plan in plans:
+        if plan.name == "baseline":
+            continue
+        power = float(powers.get(plan.name, 3.0))
+        mse = per_color_mse(model, rgb, plan=plan)  # (N,)
+        r, p = error_correlation(rgb, mse, anchor_hsv=anchor_hsv, power=power)
+        errors[plan.name] = mse
+        similarity[plan.name] = _similarity(rgb, anchor_hsv, power)
+        rows.append({"plan": plan.name, "power": power, "r": float(r), "r2": float(r) ** 2, "p": float(p)})
+    correlations = pd.DataFrame(rows, columns=["plan", "power", "r", "r2", "p"])
+    return ModelEvaluation(table, correlations, rgb, similarity, errors, anchor_name(anchor_hsv))
+
+
+def _similarity(rgb: FloatArray, anchor_hsv: Sequence[float], power: float) -> FloatArray:
+    from excolor.colors import hsv_similarity, rgb_to_hsv
+
+    return np.asarray(hsv_similarity(rgb_to_hsv(rgb), anchor_hsv, hemi=True, mode="angular") ** power)

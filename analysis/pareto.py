@@ -9,7 +9,9 @@ Two rules for "non-dominated" live here, on purpose:
    separately. Rows equal in every objective are all kept (weak non-dominance), as in §9.10.
 2. ``original_front`` / ``original_best``: the selection rule of the Ex 2.9.1 notebook
    (science.md §9.10), reproduced exactly — including its treatment of NaN, which compares false
-   with everything and so is never dominated: a NaN row is always *on* that front.
+   with everything and so is never dominated: a NaN row is always *on* that front. The rule
+   minimises val_recon and every validating regularizer's ``val_<name>`` and maximises the score;
+   ``original_minimize`` names those columns for any experiment (Ex 2.9.1: ``ORIGINAL_MINIMIZE``).
 
 NOTE(analysis): rule 1 excludes NaN rows because rule 2's behaviour is an accident of IEEE
 comparisons, not a decision: a trial whose reconstruction error is unknown would otherwise be
@@ -46,6 +48,7 @@ __all__ = [
     "normalise",
     "original_best",
     "original_front",
+    "original_minimize",
     "pareto_ranks",
     "seed_attainment",
 ]
@@ -61,6 +64,19 @@ DEFAULT_REFERENCE = 1.1
 ORIGINAL_MINIMIZE: tuple[str, ...] = ("val_recon", "val_anchor", "val_anti-anchor")
 ORIGINAL_MAXIMIZE: tuple[str, ...] = ("score",)
 """The objectives of the Ex 2.9.1 notebook's ``pareto_front`` call (science.md §9.10)."""
+
+
+def original_minimize(validating: Sequence[str], /) -> tuple[str, ...]:
+    """§9.10's columns to minimise for an experiment whose validating regularizers are ``validating``.
+
+    ``val_recon``, then ``val_<name>`` per validating regularizer, in the experiment's order.
+
+    >>> original_minimize(["anchor", "anti-anchor"]) == ORIGINAL_MINIMIZE
+    True
+    >>> original_minimize(["reg-anchor"])
+    ('val_recon', 'val_reg-anchor')
+    """
+    return ("val_recon", *(f"val_{name}" for name in validating))
 
 
 # --------------------------------------------------------------------------------- validation

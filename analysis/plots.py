@@ -275,7 +275,7 @@ def color_error_figure(table: pd.DataFrame, /, *, title: str = "Per-colour recon
 
 
 def similarity_figure(evaluation: ModelEvaluation, /, *, title: str = "") -> Figure:
-    """Error vs similarity to red per method, each colour drawn in its own colour, with r and R²."""
+    """Error vs similarity to the anchor colour per method, each colour drawn in its own colour, with r and R²."""
     methods = list(evaluation.errors)
     fig = Figure(figsize=(4.2 * len(methods), 3.8))
     axes = fig.subplots(1, len(methods), squeeze=False)[0]
@@ -286,7 +286,7 @@ def similarity_figure(evaluation: ModelEvaluation, /, *, title: str = "") -> Fig
         r = corr.loc[method, "r"] if method in corr.index else float("nan")
         r2 = corr.loc[method, "r2"] if method in corr.index else float("nan")
         ax.set_title(f"{method}: r = {r:+.2f}, R² = {r2:.2f}", fontsize=10)
-        ax.set_xlabel(f"similarity to red ^ {power:g}", fontsize=8)
+        ax.set_xlabel(f"similarity to {evaluation.anchor} ^ {power:g}", fontsize=8)
         ax.set_ylabel("MSE", fontsize=8)
         ax.grid(alpha=0.3)
     if title:

@@ -4,11 +4,14 @@ The report is assembled once as a list of blocks (headings, paragraphs, bullet l
 figures) and rendered twice: Markdown that links ``figures/*.png`` beside it, and HTML with every
 image embedded as base64, so the one file can be mailed or opened on a machine without the study.
 
-Contents: the study summary (kind, trials by state, seeds, steps, objectives), failed trials and
-their reasons, the Pareto front over the study's objectives with ranks, hypervolume and seed
-attainment, the hand schedule's place, the plots, the §9.10 original-rule front for sweeps of the
-hand schedule only, and the best model's named-colour table (science.md §10.1 layout) and
-error-vs-similarity correlations. A study with no finished trial gets an honest short report.
+Contents: the study summary (the experiment: name, description, model, validating regularizers,
+interventions; kind, trials by state, seeds, steps, objectives), failed trials and their reasons,
+the Pareto front over the study's objectives with ranks, hypervolume and seed attainment, the hand
+schedule's place, the plots, the §9.10 original-rule front (val_recon and the experiment's
+validating regularizers minimised, score maximised) for sweeps of the hand schedule only, and the
+best model's named-colour table (science.md §10.1 layout) and error-vs-similarity correlations,
+the model rebuilt with the trial's experiment. A study with no finished trial gets an honest short
+report.
 """
 
 from __future__ import annotations
@@ -32,13 +35,13 @@ from analysis.models import evaluate_model, load_population
 from analysis.pareto import DEFAULT_REFERENCE
 from analysis.results import STATES, Study, load_study
 from analysis.tables import (
-    OBJECTIVE_COLUMNS,
     BestModel,
     FrontSummary,
     all_hand_sweep,
     best_model_choice,
     front_summary,
-    original_rule,
+    objective_columns,
+    study_original_rule,
 )
 
 __all__ = ["REFERENCE_FRONT", "ReportPaths", "format_table", "front_table", "write_report"]
@@ -48,7 +51,8 @@ REFERENCE_FRONT = (22, 60)
 
 _MAX_SCHEDULES = 8  # front trials drawn over the hand schedule; more is unreadable
 _MAX_FAILED = 20
-_METHODS = ("ablated", "pruned", "suppression")
+_METHODS = ("ablated", "pruned", "suppression", "repulsion")
+_INTERVENTIONS = ("suppression", "repulsion")  # excolor.config.INTERVENTIONS, without importing torch
 
 
 @dataclass(frozen=True)
@@ -231,16 +235,23 @@ def _varying_config(frame: pd.DataFrame, limit: int = 10) -> list[str]:
     return out[:limit]
 
 
+def _intervention_columns(columns: Sequence[str], suffix: str = "") -> list[str]:
+    """``<intervention>_r<suffix>`` columns present among ``columns`` (suppression_r, repulsion_r)."""
+    return [f"{name}_r{suffix}" for name in _INTERVENTIONS if f"{name}_r{suffix}" in columns]
+
+
 def front_table(summary: FrontSummary, /, *, rows: pd.DataFrame | None = None) -> pd.DataFrame:
     """The front (or ``rows``) as a plain table: identity, objectives, robustness, varying config.
 
     Columns: ``trial_id``, ``hand``, ``pareto_rank``, the objective columns, ``score_std``,
-    ``diverged_frac``, ``seed_attainment``, ``n_seeds``, then the ``config/*`` columns that differ
-    between done trials. Values are raw (unformatted), for CSV.
+    ``diverged_frac``, ``seed_attainment``, ``n_seeds``, the intervention correlations when the
+    study measured them (``suppression_r_mean``, ``repulsion_r_mean``), then the ``config/*``
+    columns that differ between done trials. Values are raw (unformatted), for CSV.
     """
     frame = summary.front if rows is None else rows
     columns = ["trial_id", "hand", "pareto_rank", *summary.columns]
     columns += [c for c in ("score_std", "diverged_frac", "seed_attainment", "n_seeds") if c not in columns]
+    columns += _intervention_columns(list(frame.columns), "_mean")
     columns += _varying_config(summary.done)
     columns = [c for c in dict.fromkeys(columns) if c in frame.columns]
     return frame[columns].reset_index(drop=True)
@@ -258,6 +269,28 @@ def format_table(frame: pd.DataFrame, /) -> pd.DataFrame:
 # --------------------------------------------------------------------------------- sections
 
 
+def _experiment_items(study: Study) -> list[str]:
+    """The experiment in words: name and description, model, validating regularizers, evaluation."""
+    e = study.experiment
+    m = e.model
+    recorded = "" if "experiment" in study.record else " (study.json records none: a study made before experiments)"
+    latent = "unit latent (bottleneck)" if m.kind == "CNColorMLP" else "raw latent (encoder output), sigmoid output"
+    regs = [f"{r.name} ({type(r.term).__name__}{', validates' if r.validates else ''})" for r in e.regularizers]
+    ev = e.evaluation
+    from analysis.models import anchor_name
+
+    items = [
+        f"experiment: {e.name}{recorded}" + (f" — {e.description}" if e.description else ""),
+        f"model: {m.kind}, K = {m.k_bottleneck} latent, H = {m.k_codec} hidden, N = {m.n_nonlinear} GELU "
+        f"block(s) per side; {latent}",
+        "regularizers: " + ", ".join(regs),
+        f"evaluation: concept axis {ev.concept_dim}, anchor {anchor_name(ev.anchor_hsv)}, score power "
+        f"{_fmt(ev.score_power)} on the {ev.score_grid}³ grid; interventions: {', '.join(ev.interventions) or 'none'}",
+        "data: " + e.data.colors + f" ({e.data.sampler} sampler), labels: {', '.join(e.data.labels) or 'none'}",
+    ]
+    return items
+
+
 def _summary_section(doc: _Document, study: Study) -> None:
     r = study.record
     counts = study.counts()
@@ -265,13 +298,16 @@ def _summary_section(doc: _Document, study: Study) -> None:
     states = ", ".join(f"{counts[s]} {s}" for s in STATES) + (f" (of {requested} requested)" if requested else "")
     steps = r.get("steps")
     seeds = r.get("seeds") or ()
+    full = f"{study.experiment.dopesheet.length} (the full {study.experiment.name} schedule)"
     items = [
+        *_experiment_items(study),
         f"kind: {study.kind}",
         f"directory: {study.directory}",
         f"trials: {len(study.trials)} — {states}",
         f"seeds: {len(seeds)} ({_seed_ranges(seeds)}), {r.get('seeds_per_trial')} per trial",
-        f"steps: {steps if steps else '1501 (the full Ex 2.9.1 schedule)'}",
-        f"hidden width: {r.get('hidden')}" + (" (searched per trial)" if study.kind == "search" else ""),
+        f"steps: {steps if steps else full}",
+        f"hidden width: {r.get('hidden') or study.experiment.model.k_codec}"
+        + (" (searched per trial)" if study.kind == "search" else ""),
         "objectives: " + ", ".join(f"{o.name} ({o.label})" for o in study.objectives),
     ]
     if study.kind == "search":
@@ -348,7 +384,7 @@ def _plots_section(doc: _Document, study: Study, summary: FrontSummary) -> None:
         "Mean score vs mean reconstruction error per trial; red: Pareto front over the study's objectives, "
         "star: hand schedule.",
     )
-    columns = [c for c in OBJECTIVE_COLUMNS if c in done.columns and done[c].notna().any()]
+    columns = [c for c in objective_columns(study) if c in done.columns and done[c].notna().any()]
     if len(columns) >= 2:
         doc.figure(
             "objectives_matrix",
@@ -377,30 +413,48 @@ def _plots_section(doc: _Document, study: Study, summary: FrontSummary) -> None:
     )
 
 
+def _seed_metric_columns(study: Study, columns: Sequence[str]) -> list[str]:
+    """Per-seed columns worth showing, present in ``columns``: score, ablated r, val_recon, the validating
+    regularizers' val_*, intervention r, labels/n/<label>."""
+    wanted = [
+        "score",
+        "ablated_r",
+        "val_recon",
+        *(f"val_{name}" for name in study.validating),
+        *(f"{name}_r" for name in study.experiment.evaluation.interventions),
+        *_intervention_columns(columns),
+        *(f"labels/n/{label}" for label in study.labels),
+    ]
+    return [c for c in dict.fromkeys(wanted) if c in columns]
+
+
 def _original_rule_section(doc: _Document, study: Study) -> None:
     seeds = study.seeds
     doc.heading("Original selection rule (§9.10) over all seeds")
     try:
-        rule = original_rule(seeds)
+        rule = study_original_rule(study)
     except AnalysisError as err:
         doc.para(f"Not applicable: {err}")
         return
     n, m = len(rule.front), len(rule.rows)
     best = rule.best
-    doc.para(
-        f"front size under the original rule: {n} of {m} seeds "
-        f"(the reference notebook found {REFERENCE_FRONT[0]} of {REFERENCE_FRONT[1]}). "
-        "Minimise val_recon, val_anchor, val_anti-anchor; maximise score; ties and NaN rows kept."
+    reference = (
+        f" (the reference notebook found {REFERENCE_FRONT[0]} of {REFERENCE_FRONT[1]})"
+        if study.experiment.name == "ex-2.9.1"
+        else f" (the reference notebook's {REFERENCE_FRONT[0]} of {REFERENCE_FRONT[1]} is for ex-2.9.1)"
     )
-    nan_rows = int(rule.rows[["score", "val_recon", "val_anchor", "val_anti-anchor"]].isna().any(axis=1).sum())
+    doc.para(
+        f"front size under the original rule: {n} of {m} seeds{reference}. "
+        f"Minimise {', '.join(rule.minimize)}; maximise {', '.join(rule.maximize)}; ties and NaN rows kept."
+    )
+    if rule.missing:
+        doc.para(f"Not in the per-seed results, so left out of the rule: {', '.join(rule.missing)}.")
+    nan_rows = int(rule.rows[rule.columns].isna().any(axis=1).sum())
     if nan_rows:
         doc.para(f"{nan_rows} seed(s) have a NaN objective and are on this front by the rule's construction.")
     doc.para(f"Best seed (largest score on that front): seed {int(best['seed'])}, score {best['score']:.4f}.")
-    columns = [
-        c
-        for c in ("score", "val_recon", "val_anchor", "val_anti-anchor", "labels/n/red", "val_loss", "runtime_s")
-        if c in seeds.columns
-    ]
+    shown = [c for c in _seed_metric_columns(study, list(seeds.columns)) if c != "ablated_r"]
+    columns = [*shown, *(c for c in ("val_loss", "runtime_s") if c in seeds.columns)]
     stats = seeds[columns].astype(float).agg(["min", "max", "mean", "std"])
     doc.table(pd.concat([pd.Series(stats.index, name="stat"), stats.reset_index(drop=True).map(_fmt)], axis=1))
     top = seeds.sort_values("score", ascending=False, kind="stable").head(5)
@@ -422,7 +476,7 @@ def _original_rule_section(doc: _Document, study: Study) -> None:
             ylabel="score",
             title="Per seed: score vs reconstruction (§9.10 front)",
         ),
-        "One point per seed; red: the §9.10 front over (val_recon, val_anchor, val_anti-anchor, score).",
+        f"One point per seed; red: the §9.10 front over ({', '.join([*rule.minimize, *rule.maximize])}).",
     )
 
 
@@ -435,41 +489,56 @@ def _color_table(table: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     return frame, [_hex(rgb) for rgb in table["rgb"]]
 
 
+def _trial_model(study: Study, trial_id: str, trial: pd.Series) -> tuple[Any, int | None, str]:
+    """(the trial's experiment, the expected hidden width or None to infer it, where the shape came from)."""
+    if (study.trial_path(trial_id) / "experiment.yaml").is_file():
+        experiment = study.trial_experiment(trial_id)
+        return experiment, experiment.model.k_codec, "from the trial's experiment.yaml"
+    hidden = trial.get("config/hidden")
+    if isinstance(hidden, (int, float, np.integer, np.floating)) and not pd.isna(hidden):
+        return study.trial_experiment(trial_id), int(hidden), "the trial's searched hidden width"
+    return study.experiment, None, f"{study.experiment.name}'s K and N, H read off the parameter count"
+
+
 def _best_model_section(doc: _Document, study: Study, choice: BestModel | None, out: Path) -> Path | None:
     doc.heading("Best model")
     if choice is None:
         doc.para("No per-seed results (seeds.csv) among the done trials: no model to show.")
         return None
     row = choice.seed_row
-    metrics = ", ".join(
-        f"{c} {_fmt(row[c])}"
-        for c in ("score", "ablated_r", "val_recon", "val_anchor", "val_anti-anchor", "labels/n/red")
-        if c in row.index
-    )
+    metrics = ", ".join(f"{c} {_fmt(row[c])}" for c in _seed_metric_columns(study, list(row.index)))
     doc.para(f"Trial {choice.trial_id}, seed {choice.seed} ({choice.reason}): {metrics}.")
     path = study.checkpoint(choice.trial_id)
     if path is None:
         doc.para("This trial kept no checkpoint: the colour table and scatter plots need the trained model.")
         return None
     trial = study.trials[study.trials["trial_id"] == choice.trial_id].iloc[0]
-    hidden = trial.get("config/hidden")
-    hidden = int(hidden) if isinstance(hidden, (int, float, np.integer, np.floating)) and not pd.isna(hidden) else None
     try:
-        checkpoint = load_population(path, hidden=hidden or study.record.get("hidden"))
+        experiment, hidden, source = _trial_model(study, choice.trial_id, trial)
+        checkpoint = load_population(path, hidden=hidden, model=experiment.model)
         if choice.seed not in checkpoint.seeds:
             raise AnalysisError(f"checkpoint {path} holds seeds {checkpoint.seeds}, not seed {choice.seed}")
     except AnalysisError as err:
         doc.para(f"The model could not be rebuilt: {err}")
         return None
+    p = checkpoint.population
+    doc.para(
+        f"Model: {p.kind}, K = {p.k_bottleneck}, H = {p.k_codec}, N = {p.n_nonlinear} ({source}); "
+        f"evaluated on latent axis {experiment.evaluation.concept_dim}."
+    )
     final_step = trial["step"] if "step" in trial.index and not pd.isna(trial["step"]) else None
     if checkpoint.step is not None and final_step is not None and int(checkpoint.step) != int(final_step):
         doc.para(f"Note: the latest checkpoint is at step {checkpoint.step}, the final report at {trial['step']}.")
     model = checkpoint.population.module(checkpoint.seeds.index(choice.seed))
-    evaluation = evaluate_model(model)
+    evaluation = evaluate_model(model, evaluation=experiment.evaluation)
     frame, swatches = _color_table(evaluation.table)
+    axis = experiment.evaluation.concept_dim
+    extra = [i for i in experiment.evaluation.interventions if i != "suppression"]
     doc.para(
         "Per named colour (12 hues, 5 greys): baseline MSE and the increase in MSE after each method "
-        "(ablating or pruning latent axis 0, or suppressing it), as in science.md §10.1."
+        f"(ablating or pruning latent axis {axis}, or suppressing it"
+        + (f"; {', '.join(extra)}" if extra else "")
+        + "), as in science.md §10.1."
     )
     doc.table(frame, swatches)
     doc.figure(
@@ -494,7 +563,7 @@ def _best_model_section(doc: _Document, study: Study, choice: BestModel | None, 
     doc.figure(
         "error_vs_similarity",
         plots.similarity_figure(evaluation, title=f"trial {choice.trial_id}, seed {choice.seed} (20³ RGB cube)"),
-        "Per-colour error vs similarity to red on the 20³ RGB cube, with Pearson r and R².",
+        f"Per-colour error vs similarity to {evaluation.anchor} on the 20³ RGB cube, with Pearson r and R².",
     )
     from excolor.evaluate import named_color_latex
 

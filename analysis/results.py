@@ -2,8 +2,11 @@
 
 What a study stores is the record (style.md §12); every table here is derived from it:
 
-- ``study.json``                 what was asked for (kind, seeds, objectives, search space)
+- ``study.json``                 what was asked for (kind, seeds, objectives, search space) and the
+                                 resolved experiment (``"experiment"``; absent before experiments
+                                 were data: those studies ran Ex 2.9.1 at study.json's ``hidden``)
 - ``<trial>/params.json``        the trial's configuration
+- ``<trial>/experiment.yaml``    the trial's resolved experiment (its schedule, its hidden width)
 - ``<trial>/result.json``        one JSON line per report; the last one says where the trial is
 - ``<trial>/error.txt``          present when the trial failed; its last line is the reason
 - ``<trial>/seeds.csv``          the final per-seed table
@@ -14,6 +17,9 @@ result.json has ``"final": true`` -> ``done``; else ``error.txt`` exists -> ``fa
 line was reported -> ``running`` (or interrupted); else ``pending``. The rule only looks at files,
 so a study that is still running, was interrupted, or was copied to another machine reads the same
 way. Ray's own files (``tuner.pkl``, ``*.pkl``) are never opened: they are pickles, i.e. code.
+
+Reading the experiment record imports ``excolor`` (and with it torch, ~1.5 s once per process): the
+objectives, the §9.10 rule and the model shape all depend on the experiment.
 """
 
 from __future__ import annotations
@@ -32,9 +38,10 @@ import numpy as np
 import pandas as pd
 
 from analysis.errors import AnalysisError
-from analysis.objectives import ALL_OBJECTIVES, Objective, resolve_objectives
+from analysis.objectives import Objective, experiment_objectives, resolve_objectives
 
 if TYPE_CHECKING:
+    from excolor.config import Experiment
     from excolor.dopesheet import Dopesheet
 
 __all__ = ["STATES", "STUDY_FORMAT", "Study", "StudyCollection", "load_studies", "load_study"]
@@ -60,8 +67,7 @@ _TRIAL_COLUMNS = [
     "optuna_number",
     "optuna_state",
     "optuna_complete",
-    *(o.column for o in ALL_OBJECTIVES),
-]
+]  # then the objective columns of the study's experiment
 _SEED_KEYS = ["study", "trial_id", "state", "hand"]
 # result.json keys that are Ray bookkeeping or have their own column.
 _SKIP_KEYS = {"done", "should_checkpoint", "pid", "final", "trial_id", "config", "per_seed", "time_this_iter_s"}
@@ -75,12 +81,18 @@ class Study:
     Attributes:
         directory: the study directory (absolute).
         record: ``study.json`` as a dict.
+        experiment: the study's resolved experiment (``excolor.config.Experiment``): study.json's
+            ``"experiment"``, or the Ex 2.9.1 preset for studies made before experiments were
+            recorded; the model's hidden width is study.json's ``hidden``. A search may vary the
+            schedule and the hidden width per trial: see ``trial_experiment``.
         trials: one row per trial: ``study``, ``trial_id``, ``number`` (Ray's trial counter),
             ``directory`` (the trial folder's name), ``state`` (one of ``STATES``), ``error``,
             ``hand`` (is the hand schedule), ``n_seeds``, ``seeds``, ``reports`` (result lines),
             ``finished_at`` / ``started_at`` (UTC, from Ray's report timestamps), ``completion_order``
             (0, 1, ... over done trials; NaN otherwise), ``optuna_number`` / ``optuna_state``
-            (searches), then the last report's metrics (``score_mean``, ``val_recon_q10``, ...,
+            (searches), the column of every objective the experiment knows (``score_mean``,
+            ``val_recon_mean``, ``val_<regularizer>_mean``, ``score_q10``; NaN when unreported), then
+            the last report's other metrics (``val_recon_q10``, ``suppression_r_mean``, ...,
             ``time_total_s``, ``step``) and the configuration as ``config/<name>`` columns.
         seeds: one row per done trial × seed: ``study``, ``trial_id``, ``state``, ``hand``, the
             columns of the trial's seeds.csv (``seed``, ``score``, ``val_recon``, ...) and its
@@ -97,6 +109,7 @@ class Study:
     seeds: pd.DataFrame
     optuna: pd.DataFrame | None = None
     notes: tuple[str, ...] = field(default=())
+    experiment: Experiment = field(default=None, repr=False)  # type: ignore[assignment]
 
     @property
     def name(self) -> str:
@@ -109,7 +122,44 @@ class Study:
     @property
     def objectives(self) -> tuple[Objective, ...]:
         """The study's objectives from study.json (``score``, ``recon`` unless it says otherwise)."""
-        return resolve_objectives(self.record.get("objectives") or ("score", "recon"))
+        return resolve_objectives(self.record.get("objectives") or ("score", "recon"), self.experiment)
+
+    @property
+    def known_objectives(self) -> tuple[Objective, ...]:
+        """Every objective the study's experiment knows (score, recon, validating regularizers, score-q10)."""
+        return experiment_objectives(self.experiment)
+
+    @property
+    def validating(self) -> tuple[str, ...]:
+        """Names of the experiment's validating regularizers: each has a per-seed ``val_<name>`` column."""
+        return tuple(r.name for r in self.experiment.regularizers if r.validates)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The experiment's data labels (``red``, ``vibrant``, ...): per-seed ``labels/n/<label>`` columns."""
+        return tuple(self.experiment.data.labels)
+
+    def trial_experiment(self, trial_id: str) -> Experiment:
+        """The trial's resolved experiment: its experiment.yaml; else the study's with the trial's ``hidden``.
+
+        Raises:
+            AnalysisError: an unreadable or malformed experiment.yaml (naming the file).
+        """
+        from excolor.experiments import ExperimentError, parse_experiment
+
+        path = self.trial_path(trial_id) / "experiment.yaml"
+        if path.is_file():
+            try:
+                return parse_experiment(path.read_text(encoding="utf-8"), source=str(path), root=path.parent)
+            except (OSError, UnicodeDecodeError) as err:
+                raise AnalysisError(f"{path} is unreadable: {err}") from None
+            except (ExperimentError, ValueError, TypeError) as err:  # ExperimentError names file and field
+                raise AnalysisError(f"{path} is not a valid experiment: {err}") from None
+        rows = self.trials.loc[self.trials["trial_id"] == trial_id]
+        hidden = rows["config/hidden"].iloc[0] if "config/hidden" in rows.columns and len(rows) else None
+        if isinstance(hidden, (int, float, np.integer, np.floating)) and not pd.isna(hidden) and int(hidden) >= 1:
+            return self.experiment.with_model(k_codec=int(hidden))
+        return self.experiment
 
     def counts(self) -> dict[str, int]:
         """Trials by state, every state present (zeros included)."""
@@ -141,16 +191,16 @@ class Study:
         """The hand schedule at this study's length.
 
         The hand trial's own dopesheet.csv when there is one; otherwise the search space's base
-        sheet from study.json (or the shipped Ex 2.9.1 sheet), stretched to ``steps`` as ``tune`` does.
+        sheet from study.json (or the experiment's own sheet), stretched to ``steps`` as ``tune`` does.
         """
-        from excolor.dopesheet import Dopesheet, DopesheetError, reference_dopesheet
+        from excolor.dopesheet import Dopesheet, DopesheetError
 
         for trial_id in self.trials.loc[self.trials["hand"].astype(bool), "trial_id"]:
             sheet = self.dopesheet(str(trial_id))
             if sheet is not None:
                 return sheet
         space = self.record.get("space")
-        sheet = reference_dopesheet()
+        sheet = self.experiment.dopesheet
         if isinstance(space, Mapping) and isinstance(space.get("base"), Mapping) and space["base"].get("csv"):
             with contextlib.suppress(DopesheetError):  # an unparsable base: the shipped sheet instead
                 sheet = Dopesheet.parse(str(space["base"]["csv"]), source="study.json space base")
@@ -201,6 +251,30 @@ def _read_record(path: Path) -> dict[str, Any]:
     if record.get("kind") not in ("sweep", "search"):
         raise AnalysisError(f"{record_path} has kind {record.get('kind')!r}; expected 'sweep' or 'search'")
     return record
+
+
+def _read_experiment(record_path: Path, record: Mapping[str, Any]) -> Experiment:
+    """study.json's resolved experiment; Ex 2.9.1 for a study made before experiments were recorded.
+
+    study.json's ``hidden`` (``--hidden``, applied to every trial) overrides the model's width.
+    """
+    from excolor.experiments import ExperimentError, from_dict, preset
+
+    raw = record.get("experiment")
+    try:
+        experiment = preset("ex-2.9.1") if raw is None else from_dict(raw, root=record_path.parent)
+    except ExperimentError as err:  # names the field at fault
+        where = f"experiment.{err.field}" if err.field else "experiment"
+        raise AnalysisError(f"{record_path} records a malformed experiment: {where}: {err.reason}") from None
+    except (ValueError, TypeError) as err:
+        raise AnalysisError(f"{record_path} records a malformed experiment: {err}") from None
+    hidden = record.get("hidden")
+    valid = isinstance(hidden, int) and not isinstance(hidden, bool) and hidden >= 1
+    if raw is not None and hidden is not None and not valid:
+        raise AnalysisError(f"{record_path} has hidden {hidden!r}; expected a positive integer or null")
+    if valid and hidden != experiment.model.k_codec:
+        experiment = experiment.with_model(k_codec=hidden)
+    return experiment
 
 
 def _json_lines(path: Path) -> tuple[dict[str, Any] | None, dict[str, Any] | None, int, int]:
@@ -393,16 +467,15 @@ def _described_reference(record: Mapping[str, Any]) -> dict[str, Any] | None:
     return out or None
 
 
-def _default_reference(record: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The shipped space's reference point, for a search that used it (``space_file`` null)."""
+def _default_reference(record: Mapping[str, Any], experiment: Experiment) -> dict[str, Any] | None:
+    """The experiment's default space's reference point, for a search that used it (``space_file`` null)."""
     if record.get("space_file") is not None:
         return None
     try:
-        # NOTE(analysis): last resort only: tune.space imports excolor and with it torch (~1.5 s).
         from tune.space import SearchSpace
 
-        return dict(SearchSpace.default().reference_params())
-    except Exception:  # the shipped space unreadable: no hand trial rather than no analysis
+        return dict(SearchSpace.for_experiment(experiment).reference_params())
+    except Exception:  # the derived space unreadable: no hand trial rather than no analysis
         return None
 
 
@@ -413,12 +486,15 @@ def _matching(params: list[dict[str, Any]], reference: Mapping[str, Any] | None)
     return [_params_key({k: v for k, v in p.items() if k != "seeds"}) == key for p in params]
 
 
-def _mark_hand(trials: pd.DataFrame, params: list[dict[str, Any]], record: Mapping[str, Any]) -> pd.Series:
+def _mark_hand(
+    trials: pd.DataFrame, params: list[dict[str, Any]], record: Mapping[str, Any], experiment: Experiment
+) -> pd.Series:
     """Which trials run the hand schedule.
 
     Sweeps: every scale multiplier is 1 (or there is none). Searches: the parameters equal the
     space's reference point as study.json describes it; failing that, Optuna's trial 0 (tune always
-    enqueues the reference point first); failing that, the shipped space's reference point.
+    enqueues the reference point first); failing that, the reference point of the space ``tune``
+    derives from the experiment's dopesheet.
     """
     if record.get("kind") == "sweep":
         hand = []
@@ -433,7 +509,7 @@ def _mark_hand(trials: pd.DataFrame, params: list[dict[str, Any]], record: Mappi
     if not any(found):
         found = (trials["optuna_number"] == 0).fillna(False).astype(bool).tolist()
     if not any(found):
-        found = _matching(params, _default_reference(record))
+        found = _matching(params, _default_reference(record, experiment))
     return pd.Series(found, index=trials.index, dtype=bool)
 
 
@@ -534,10 +610,12 @@ def load_study(directory: str | Path, /) -> Study:
         A ``Study``; an empty study has empty tables with the standard columns.
 
     Raises:
-        AnalysisError: the directory is missing, is not a study, or its study.json is unreadable.
+        AnalysisError: the directory is missing, is not a study, or its study.json is unreadable or
+            records a malformed experiment.
     """
     path = Path(directory).expanduser().resolve()
     record = _read_record(path)
+    experiment = _read_experiment(path / "study.json", record)
     study = str(record.get("name") or path.name)
     notes: list[str] = []
     loaded = []
@@ -557,9 +635,10 @@ def load_study(directory: str | Path, /) -> Study:
     params = [_unflatten_config(row) for row in rows]
 
     trials = pd.DataFrame(rows)
-    for column in _TRIAL_COLUMNS:
+    columns = _TRIAL_COLUMNS + [o.column for o in experiment_objectives(experiment)]
+    for column in columns:
         if column not in trials.columns:
-            trials[column] = pd.Series(np.nan if column.endswith(("_mean", "_q10")) else None, index=trials.index)
+            trials[column] = pd.Series(np.nan if column in columns[len(_TRIAL_COLUMNS) :] else None, index=trials.index)
 
     optuna_frame, note = _read_optuna(path, record)
     if note:
@@ -567,14 +646,14 @@ def load_study(directory: str | Path, /) -> Study:
     trials["optuna_number"] = pd.array([None] * len(trials), dtype="Int64")
     if optuna_frame is not None and len(trials):
         _join_optuna(trials, params, optuna_frame)
-    trials["hand"] = _mark_hand(trials, params, record) if len(trials) else pd.Series(dtype=bool)
+    trials["hand"] = _mark_hand(trials, params, record, experiment) if len(trials) else pd.Series(dtype=bool)
     trials["completion_order"] = _completion_order(trials) if len(trials) else pd.Series(dtype=float)
-    ordered = _TRIAL_COLUMNS + [c for c in trials.columns if c not in _TRIAL_COLUMNS]
+    ordered = columns + [c for c in trials.columns if c not in columns]
     trials = trials[ordered]
     if optuna_frame is not None and "_key" in optuna_frame.columns:
         optuna_frame = optuna_frame.drop(columns="_key")
     seeds = _seeds_table(trials, seed_parts)
-    return Study(path, record, trials, seeds, optuna_frame, tuple(notes))
+    return Study(path, record, trials, seeds, optuna_frame, tuple(notes), experiment)
 
 
 def _seeds_table(trials: pd.DataFrame, parts: Sequence[tuple[str, dict[str, list[str]]]]) -> pd.DataFrame:

@@ -25,6 +25,7 @@ from analysis.pareto import (
     invalid_mask,
     original_best,
     original_front,
+    original_minimize,
     pareto_ranks,
     seed_attainment,
 )
@@ -38,7 +39,10 @@ __all__ = [
     "all_hand_sweep",
     "best_model_choice",
     "front_summary",
+    "objective_columns",
+    "original_columns",
     "original_rule",
+    "study_original_rule",
 ]
 
 
@@ -85,12 +89,13 @@ def front_summary(study: Study, objectives: Sequence[str] | None = None) -> Fron
 
     Args:
         study: a loaded study.
-        objectives: objective names (default: the study's own, from study.json).
+        objectives: objective names (default: the study's own, from study.json); any objective of
+            the study's experiment (``score``, ``recon``, ``score-q10``, a validating regularizer).
 
     Raises:
-        AnalysisError: an unknown objective name.
+        AnalysisError: an objective name the study's experiment does not know.
     """
-    objs = resolve_objectives(objectives) if objectives is not None else study.objectives
+    objs = resolve_objectives(objectives, study.experiment) if objectives is not None else study.objectives
     columns = [o.column for o in objs]
     maximise = [o.maximise for o in objs]
     done = study.done().copy()
@@ -147,24 +152,71 @@ def all_hand_sweep(study: Study) -> bool:
 
 @dataclass(frozen=True)
 class OriginalRule:
-    """§9.10's selection over per-seed rows: front (NaN and ties kept) and the best seed."""
+    """§9.10's selection over per-seed rows: front (NaN and ties kept) and the best seed.
+
+    ``minimize`` and ``maximize`` are the columns compared; ``missing`` the rule's columns that the
+    per-seed table lacks (left out of the comparison, e.g. a metric an older study did not record).
+    """
 
     rows: pd.DataFrame  # the per-seed rows compared
     front: pd.DataFrame  # original_front(rows)
     best: pd.Series  # the best row (largest score on the front)
+    minimize: tuple[str, ...] = ORIGINAL_MINIMIZE
+    maximize: tuple[str, ...] = ORIGINAL_MAXIMIZE
+    missing: tuple[str, ...] = ()
+
+    @property
+    def columns(self) -> list[str]:
+        """The compared columns: maximised first (score), then minimised (val_recon, val_<reg>...)."""
+        return [*self.maximize, *self.minimize]
 
 
-def original_rule(seeds: pd.DataFrame) -> OriginalRule:
-    """§9.10 on per-seed rows: minimise val_recon, val_anchor, val_anti-anchor; maximise score.
+def original_columns(study: Study) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """§9.10's ``(minimize, maximize)`` per-seed columns for the study's experiment.
+
+    Minimise val_recon and each validating regularizer's ``val_<name>``, maximise score: for Ex
+    2.9.1 exactly the notebook's ``ORIGINAL_MINIMIZE`` / ``ORIGINAL_MAXIMIZE``.
+    """
+    return original_minimize(study.validating), ORIGINAL_MAXIMIZE
+
+
+def _rule_columns(
+    seeds: pd.DataFrame, minimize: Sequence[str], maximize: Sequence[str]
+) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """(minimize, maximize, missing): regularizer columns the table lacks are left out; recon and score are not."""
+    required = {"val_recon", "score", *maximize}
+    missing = tuple(c for c in minimize if c not in seeds.columns and c not in required)
+    return tuple(c for c in minimize if c not in missing), tuple(maximize), missing
+
+
+def original_rule(
+    seeds: pd.DataFrame,
+    /,
+    *,
+    minimize: Sequence[str] = ORIGINAL_MINIMIZE,
+    maximize: Sequence[str] = ORIGINAL_MAXIMIZE,
+) -> OriginalRule:
+    """§9.10 on per-seed rows: minimise ``minimize`` (Ex 2.9.1: val_recon, val_anchor, val_anti-anchor),
+    maximise ``maximize`` (score).
+
+    A regularizer column the table lacks is left out (and listed in ``missing``); val_recon and the
+    score are required.
 
     Raises:
-        AnalysisError: no rows, a missing column, or no row with a score.
+        AnalysisError: no rows, a missing val_recon or score column, or no row with a score.
     """
     if seeds.empty:
         raise AnalysisError("no per-seed results to apply the original rule to")
-    front = original_front(seeds, ORIGINAL_MINIMIZE, ORIGINAL_MAXIMIZE)
-    best = original_best(seeds)
-    return OriginalRule(rows=seeds, front=front, best=seeds.loc[best])
+    mini, maxi, missing = _rule_columns(seeds, minimize, maximize)
+    front = original_front(seeds, mini, maxi)
+    best = original_best(seeds, minimize=mini, maximize=maxi)
+    return OriginalRule(rows=seeds, front=front, best=seeds.loc[best], minimize=mini, maximize=maxi, missing=missing)
+
+
+def study_original_rule(study: Study) -> OriginalRule:
+    """§9.10 over all the study's per-seed rows, with the columns of its experiment (``original_columns``)."""
+    minimize, maximize = original_columns(study)
+    return original_rule(study.seeds, minimize=minimize, maximize=maximize)
 
 
 @dataclass(frozen=True)
@@ -187,8 +239,9 @@ def best_model_choice(study: Study, summary: FrontSummary) -> BestModel | None:
     seeds = study.seeds
     if seeds.empty:
         return None
+    minimize, maximize = original_columns(study)
     if all_hand_sweep(study):
-        rule = original_rule(seeds)
+        rule = original_rule(seeds, minimize=minimize, maximize=maximize)
         row = rule.best
         return BestModel(str(row["trial_id"]), int(row["seed"]), "§9.10 best over all seeds (hand-schedule sweep)", row)
     candidates = summary.front[summary.front["trial_id"].isin(seeds["trial_id"])]
@@ -197,8 +250,9 @@ def best_model_choice(study: Study, summary: FrontSummary) -> BestModel | None:
         return None
     trial = candidates.loc[candidates["score_mean"].idxmax()]
     rows = seeds[seeds["trial_id"] == trial["trial_id"]]
+    mini, maxi, _ = _rule_columns(rows, minimize, maximize)
     try:
-        row = rows.loc[original_best(rows)]
+        row = rows.loc[original_best(rows, minimize=mini, maximize=maxi)]
     except AnalysisError:
         return None
     return BestModel(
@@ -210,4 +264,9 @@ def best_model_choice(study: Study, summary: FrontSummary) -> BestModel | None:
 
 
 OBJECTIVE_COLUMNS = [o.column for o in ALL_OBJECTIVES]
-"""Every objective column, for scatter matrices."""
+"""Every Ex 2.9.1 objective column (``objective_columns`` gives a study's)."""
+
+
+def objective_columns(study: Study) -> list[str]:
+    """Every objective column of the study's experiment, for scatter matrices."""
+    return [o.column for o in study.known_objectives]

@@ -14,7 +14,15 @@ import torch
 
 from excolor.model import layer_shapes
 
-__all__ = ["DEVICES", "DEVICES_HELP", "resolve_device", "training_flops"]
+__all__ = [
+    "CPU_POPULATION",
+    "DEVICES",
+    "DEVICES_HELP",
+    "model_bytes",
+    "population_size",
+    "resolve_device",
+    "training_flops",
+]
 
 DEVICES = ("auto", "cpu", "cuda", "cuda:N")
 """Device values ``resolve_device`` accepts (N is a GPU index as torch numbers them)."""
@@ -27,6 +35,51 @@ DEVICES_HELP = (
 
 _CUDA_INDEX = re.compile(r"cuda:(\d+)")
 _ADAM_FLOPS_PER_PARAM = 10  # lerp, mul + addcmul, sqrt, divide, add eps, divide, scale, subtract
+
+
+CPU_POPULATION = 256
+"""Models per population on the CPU: larger gains nothing there (benchmarks/speed.py)."""
+
+_MAX_POPULATION = 65536
+
+
+def model_bytes(k_bottleneck: int, k_codec: int, n_nonlinear: int, *, batch_size: int = 64, n_val: int = 351) -> int:
+    """Peak device memory one model of a population needs, estimated with a safety factor of 2.
+
+    Parameters, gradients and Adam moments (4 · P floats); one training step's activations and their
+    gradients (≈ 6 per hidden unit per colour); the Separate term's B × B similarity chain (≈ 6 tensors);
+    a validation forward over ``n_val`` colours (≈ 4 per hidden unit per colour).
+
+    >>> model_bytes(5, 16, 2)
+    751680
+    """
+    params = sum(o * i + o for o, i in layer_shapes(k_bottleneck, k_codec, n_nonlinear))
+    hidden = 2 * n_nonlinear * k_codec + 2 * k_bottleneck + 6
+    floats = 4 * params + batch_size * 6 * hidden + 6 * batch_size**2 + n_val * 4 * hidden
+    return 2 * 4 * floats
+
+
+def population_size(
+    n_models: int,
+    device: torch.device,
+    *,
+    k_bottleneck: int,
+    k_codec: int,
+    n_nonlinear: int,
+    batch_size: int = 64,
+    free_bytes: int | None = None,
+) -> int:
+    """How many of ``n_models`` to train at once on ``device``.
+
+    CPU: ``CPU_POPULATION``. GPU: all of them if they fit in half the free memory (``free_bytes``,
+    default ``torch.cuda.mem_get_info``), else as many as fit, at most 65,536 and at least 2.
+    """
+    if device.type != "cuda":
+        return max(1, min(n_models, CPU_POPULATION))
+    if free_bytes is None:
+        free_bytes = int(torch.cuda.mem_get_info(device)[0])
+    fit = (free_bytes // 2) // model_bytes(k_bottleneck, k_codec, n_nonlinear, batch_size=batch_size)
+    return max(1, min(n_models, _MAX_POPULATION, max(2, int(fit))))
 
 
 def _torch_build() -> str:

@@ -34,6 +34,8 @@ __all__ = [
     "ablation_score",
     "error_correlation",
     "intervention_correlations",
+    "latent_layers",
+    "model_plans",
     "named_color_latex",
     "named_color_table",
     "pearson_r",
@@ -98,6 +100,47 @@ def standard_plans(k_bottleneck_dim: int = 0, *, k_bottleneck: int = 5) -> tuple
         EvaluationPlan("pruned", partial(prune, layer_id=_LAYER, dims=(k_bottleneck_dim,))),
         EvaluationPlan("suppression", interventions=(InterventionConfig(Suppression(axis, gate), (_LAYER,)),)),
     )
+
+
+def latent_layers(model: nn.Module, /) -> tuple[str, str]:
+    """(surgery layer, intervention layer) of a model's latent.
+
+    ``CNColorMLP``: ``('bottleneck', 'bottleneck')``, the unit latent. ``ColorMLP``: the latent is
+    the ``encoder`` output; surgery addresses it as ``'decoder'`` (its neighbours are the encoder's
+    last Linear and the decoder's first, whatever the widths), interventions hook ``'encoder'``.
+    """
+    names = {name for name, _ in model.named_modules()}
+    if _LAYER in names:
+        return _LAYER, _LAYER
+    if {"encoder", "decoder"} <= names:
+        return "decoder", "encoder"
+    raise ValueError(f"a {type(model).__name__} has neither a 'bottleneck' nor 'encoder' and 'decoder' modules")
+
+
+def model_plans(
+    model: nn.Module, /, *, concept_dim: int = 0, interventions: Iterable[str] = ()
+) -> tuple[EvaluationPlan, ...]:
+    """§9.12's plans for any model kind: ``baseline``, ``ablated``, ``pruned``, ``suppression``, then
+    each further intervention of ``interventions`` (``repulsion``), all on latent axis ``concept_dim``.
+
+    On a ``CNColorMLP`` the first four are ``standard_plans`` (same gate, same surgery).
+    """
+    k = int(getattr(model, "k_bottleneck", 0)) or _latent_width(model)
+    if not 0 <= concept_dim < k:
+        raise ValueError(f"concept_dim {concept_dim} is outside the model's {k}-D latent")
+    surgery, hook = latent_layers(model)
+    axis = torch.zeros(k)
+    axis[concept_dim] = 1.0
+    plans = [
+        EvaluationPlan("baseline"),
+        EvaluationPlan("ablated", partial(ablate, layer_id=surgery, dims=(concept_dim,))),
+        EvaluationPlan("pruned", partial(prune, layer_id=surgery, dims=(concept_dim,))),
+    ]
+    for name in dict.fromkeys(["suppression", *interventions]):
+        plans.append(
+            EvaluationPlan(name, interventions=(InterventionConfig(concept_intervention(name, axis), (hook,)),))
+        )
+    return tuple(plans)
 
 
 def pearson_r(x: npt.ArrayLike, y: npt.ArrayLike, /) -> FloatArray:
@@ -219,7 +262,8 @@ def ablation_score(model: nn.Module, /, *, grid: int = 8, power: float = 3.0) ->
     Latent axis 0 at ``bottleneck`` is ablated and the model evaluated on the ``grid``³ RGB grid.
     """
     rgb = rgb_grid(grid)  # (N, 3)
-    mse = per_color_mse(model, rgb, plan=_ablated_plan(0))  # (N,)
+    plan = EvaluationPlan("ablated", partial(ablate, layer_id=latent_layers(model)[0], dims=(0,)))
+    mse = per_color_mse(model, rgb, plan=plan)  # (N,)
     score, r = score_from_errors(mse[None, :], rgb=rgb, power=power)
     return float(score[0]), float(r[0])
 
@@ -230,7 +274,7 @@ def _latent_width(model: nn.Module) -> int:
 
 
 def _resolve_plans(model: nn.Module, plans: Iterable[EvaluationPlan] | None) -> tuple[EvaluationPlan, ...]:
-    resolved = standard_plans(k_bottleneck=_latent_width(model)) if plans is None else tuple(plans)
+    resolved = model_plans(model) if plans is None else tuple(plans)
     names = [p.name for p in resolved]
     if len(set(names)) != len(names):
         raise ValueError(f"plan names must be unique, got {names}")
@@ -398,8 +442,7 @@ def intervention_correlations(
     hsv = rgb_to_hsv(rgb)
     out = {}
     for name in names:
-        y = population.predict(x, latent_map=concept_intervention(name, axis))  # (S, N, 3)
-        mse = ((y - x) ** 2).mean(-1).double().cpu().numpy()  # (S, N)
+        mse = population.color_errors(x, latent_map=concept_intervention(name, axis)).double().cpu().numpy()  # (S, N)
         sim = hsv_similarity(hsv, anchor_hsv, hemi=True, mode="angular") ** INTERVENTION_POWERS[name]
         out[f"{name}_r"] = pearson_r(sim, mse)
     return out

@@ -190,6 +190,42 @@ class Population:
         """Eval-mode output, clamped to [0, 1] (§12 pitfall 7)."""
         return self.forward(x, ablate=ablate, latent_map=latent_map).y.clamp(0.0, 1.0)
 
+    @torch.no_grad()
+    def color_errors(
+        self,
+        x: torch.Tensor,
+        *,
+        ablate: Sequence[int] = (),
+        latent_map: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        max_values: int = 1 << 21,
+    ) -> torch.Tensor:
+        """Per-colour MSE (S, N) of the eval-mode outputs on the shared colours ``x`` (N, 3).
+
+        Evaluated a block of models at a time, about ``max_values`` (model, colour) pairs per block: a
+        64k-model population on the 8000-colour cube would otherwise hold tens of GB of activations.
+        No block is a lone model (S = 1 takes another BLAS path), so every row is bitwise what the
+        whole population would give.
+        """
+        s, n = self.size, int(x.shape[0])
+        block = max(2, max_values // max(1, n))
+        out = torch.empty(s, n, dtype=torch.float32, device=x.device)
+        start = 0
+        while start < s:
+            stop = min(s, start + block)
+            if s - stop == 1:
+                stop = s
+            part = Population(
+                self.flat[start:stop],
+                k_bottleneck=self.k_bottleneck,
+                k_codec=self.k_codec,
+                n_nonlinear=self.n_nonlinear,
+                kind=self.kind,
+            )
+            y = part.predict(x, ablate=ablate, latent_map=latent_map)  # (s', N, 3)
+            out[start:stop] = ((y - x) ** 2).mean(-1)
+            start = stop
+        return out
+
     def backward(
         self,
         acts: Activations,

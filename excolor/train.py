@@ -167,7 +167,7 @@ class PopulationTrainer:
         self.train_regs = [r for r in experiment.regularizers if r.trains]
         self.train_index = {r.name: i for i, r in enumerate(experiment.regularizers)}  # column in weights
         self.val_regs = [r for r in experiment.regularizers if r.validates]
-        self.label_names = sorted({k for r in self.train_regs for k in (r.label_affinities or {})})
+        self.label_names = list(experiment.data.labels)  # labels/n/<name> for every label of the data
         # Mutable training state: everything a checkpoint holds.
         self.step = 0
         self.alive = torch.ones(s, dtype=torch.bool, device=self.device)
@@ -311,8 +311,7 @@ class PopulationTrainer:
         """(score = r², r) per model: ablate the concept axis, correlate error with similarity (§9.8)."""
         rgb = rgb_grid(self.experiment.score_grid)
         x = torch.as_tensor(rgb, dtype=torch.float32, device=self.device)
-        y = self.population.predict(x, ablate=[self.experiment.concept_dim])
-        mse = ((y - x) ** 2).mean(-1).double().cpu().numpy()  # (S, N)
+        mse = self.population.color_errors(x, ablate=[self.experiment.concept_dim]).double().cpu().numpy()  # (S, N)
         ev = self.experiment.evaluation
         return score_from_errors(mse, rgb=rgb, power=ev.score_power, anchor_hsv=ev.anchor_hsv)
 

@@ -80,7 +80,11 @@ def _build_parser() -> argparse.ArgumentParser:
     _device_flags(p, study=False)
     p.add_argument("--out", type=Path, default=Path("runs/train"), help="output directory (default: runs/train)")
     p.add_argument("--force", action="store_true", help="overwrite results already in --out")
-    p.add_argument("--population", type=_positive_int, default=256, help="models trained at once (default: 256)")
+    p.add_argument(
+        "--population",
+        type=_positive_int,
+        help="models trained at once (default: 256 on the CPU; on a GPU as many as fit in half its free memory)",
+    )
     p.add_argument("--threads", type=_positive_int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 

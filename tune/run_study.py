@@ -49,6 +49,15 @@ def resolve_experiment(spec: str | None, *, what: str = "--experiment") -> Any:
         raise UsageError(f"{what}: {err}") from None
 
 
+def _with_overrides(experiment: Any, hidden: int | None, stream: str | None) -> Any:
+    """The experiment as the study runs it: --hidden and --stream applied (recorded in study.json)."""
+    from dataclasses import replace
+
+    if hidden is not None:
+        experiment = experiment.with_model(k_codec=hidden)
+    return replace(experiment, stream=stream) if stream is not None else experiment
+
+
 def run_study_command(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
@@ -84,7 +93,7 @@ def run_study_command(args: argparse.Namespace) -> int:
         "max_concurrent": args.max_concurrent,
         "max_failures": args.max_failures,
         "checkpoint_every_s": args.checkpoint_every,
-        "experiment": to_dict(experiment),
+        "experiment": to_dict(_with_overrides(experiment, args.hidden, args.stream)),
         "device": device,
         "gpus_per_trial": gpus,
     }

@@ -93,7 +93,7 @@ def run_train(
     stream: str | None = None,
     out: Path,
     force: bool,
-    population: int,
+    population: int | None,
     threads: int | None,
     quiet: bool,
 ) -> int:
@@ -137,6 +137,18 @@ def run_train(
     if threads is not None:
         torch.set_num_threads(threads)
 
+    if population is None:
+        from excolor.devices import population_size
+
+        m = experiment.model
+        population = population_size(
+            len(seeds),
+            torch_device,
+            k_bottleneck=m.k_bottleneck,
+            k_codec=m.k_codec,
+            n_nonlinear=m.n_nonlinear,
+            batch_size=experiment.batch_size,
+        )
     chunks = [list(seeds[i : i + population]) for i in range(0, len(seeds), population)]
     total = experiment.dopesheet.length * len(chunks)
     tables, states = [], {}

@@ -23,7 +23,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -137,7 +137,8 @@ def _existing_record(spec: StudySpec, directory: Path) -> bool:
     if "experiment" not in old:  # a study made before experiment files: it ran the Ex 2.9.1 preset
         from excolor.experiments import preset, to_dict
 
-        old["experiment"] = to_dict(preset())
+        ran = preset().with_model(k_codec=int(old.get("hidden") or 16))
+        old["experiment"] = to_dict(replace(ran, stream=old.get("stream") or "hash"))
     # may change between runs (a resumed study may move to another machine or device)
     ignored = {"space", "wandb", "max_concurrent", "checkpoint_every_s", "device", "gpus_per_trial"}
     diffs = [k for k in record if k not in ignored and json.dumps(old.get(k)) != json.dumps(record[k])]

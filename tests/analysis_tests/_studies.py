@@ -1,4 +1,10 @@
-"""Tiny fake study directories, written file by file as ``tune`` lays them out (no Ray needed)."""
+"""Tiny fake study directories, written file by file as ``tune`` lays them out (no Ray needed).
+
+Without ``experiment`` a study is one made before experiments were recorded (Ex 2.9.1, no
+``"experiment"`` in study.json, no experiment.yaml); with one (a preset name or an ``Experiment``),
+study.json records it, each trial folder gets its experiment.yaml, the per-seed columns are named
+after its validating regularizers, interventions and labels, and checkpoints have its model's shape.
+"""
 
 from __future__ import annotations
 
@@ -29,6 +35,33 @@ SEED_COLUMNS = [
 AGGREGATED = ["score", "ablated_r", "val_recon", "val_loss", "val_anchor", "val_anti-anchor", "red_angle_deg"]
 
 
+@dataclass(frozen=True)
+class _Layout:
+    """The per-seed columns of a study: the outcome's two regularizer values go to ``regs``."""
+
+    regs: tuple[str, ...] = ("val_anchor", "val_anti-anchor")
+    extra: tuple[str, ...] = ()  # intervention r columns
+    labels: tuple[str, ...] = ("red",)
+
+    @property
+    def columns(self) -> list[str]:
+        fixed = ["seed", "score", "ablated_r", *self.extra, "val_recon", "val_loss", *self.regs, "red_angle_deg"]
+        rest = [c for c in SEED_COLUMNS if c not in fixed and not c.startswith("labels/n/") and c not in AGGREGATED]
+        return fixed + [f"labels/n/{x}" for x in self.labels] + rest
+
+    @property
+    def aggregated(self) -> list[str]:
+        return ["score", "ablated_r", *self.extra, "val_recon", "val_loss", *self.regs, "red_angle_deg"]
+
+
+def _layout(experiment: Any) -> _Layout:
+    if experiment is None:
+        return _Layout()
+    regs = tuple(f"val_{r.name}" for r in experiment.regularizers if r.validates)
+    extra = tuple(f"{i}_r" for i in experiment.evaluation.interventions)
+    return _Layout(regs, extra, tuple(experiment.data.labels))
+
+
 @dataclass
 class FakeTrial:
     """One trial: its state, configuration and per-seed outcome (score, val_recon, val_anchor, val_anti-anchor)."""
@@ -40,11 +73,13 @@ class FakeTrial:
     outcome: list[tuple[float, float, float, float]] | None = None  # per seed
     checkpoint: bool = False
     finished: float = 1_800_000_000.0
+    hidden: int | None = None  # with an experiment: the trial's hidden width (experiment.yaml, checkpoint)
+    experiment_yaml: bool = True  # with an experiment: write the trial's experiment.yaml
 
 
-def _per_seed(trial: FakeTrial) -> dict[str, list[Any]]:
+def _per_seed(trial: FakeTrial, layout: _Layout = _Layout()) -> dict[str, list[Any]]:
     rows = trial.outcome or [(0.5 + 0.1 * i, 1e-4 * (i + 1), 1e-3, 1e-4) for i in range(len(trial.seeds))]
-    cols: dict[str, list[Any]] = {c: [] for c in SEED_COLUMNS}
+    cols: dict[str, list[Any]] = {c: [] for c in layout.columns}
     for seed, (score, recon, anchor, anti) in zip(trial.seeds, rows):
         values = {
             "seed": seed,
@@ -52,10 +87,7 @@ def _per_seed(trial: FakeTrial) -> dict[str, list[Any]]:
             "ablated_r": float(np.sqrt(max(score, 0.0))),
             "val_recon": recon,
             "val_loss": recon,
-            "val_anchor": anchor,
-            "val_anti-anchor": anti,
             "red_angle_deg": 10.0,
-            "labels/n/red": 7,
             "labels/n_total": 3840,
             "max_train_recon": 0.4,
             "collapsed": False,
@@ -63,14 +95,16 @@ def _per_seed(trial: FakeTrial) -> dict[str, list[Any]]:
             "diverged_step": -1,
             "runtime_s": 0.5,
         }
-        for c in SEED_COLUMNS:
-            cols[c].append(values[c])
+        values |= dict(zip(layout.regs, (anchor, anti)))
+        values |= {c: 0.25 for c in layout.extra} | {f"labels/n/{x}": 7 for x in layout.labels}
+        for c in layout.columns:
+            cols[c].append(values.get(c, 0.0))
     return cols
 
 
-def _aggregate(cols: dict[str, list[Any]]) -> dict[str, float]:
+def _aggregate(cols: dict[str, list[Any]], layout: _Layout = _Layout()) -> dict[str, float]:
     out = {}
-    for key in AGGREGATED:
+    for key in layout.aggregated:
         v = np.asarray(cols[key], dtype=float)
         out[f"{key}_mean"] = float(v.mean())
         out[f"{key}_std"] = float(v.std(ddof=1)) if len(v) > 1 else 0.0
@@ -87,10 +121,19 @@ def write_study(
     objectives: tuple[str, ...] = ("score", "recon"),
     steps: int = 40,
     journal: bool = False,
+    experiment: Any = None,
 ) -> Path:
-    """Write STUDY = root/name with study.json and one folder per trial; returns STUDY."""
-    from excolor.dopesheet import reference_dopesheet
+    """Write STUDY = root/name with study.json and one folder per trial; returns STUDY.
 
+    ``experiment``: None (an Ex 2.9.1 study made before experiments were recorded), a preset name
+    or an ``excolor.config.Experiment``.
+    """
+    from excolor.dopesheet import reference_dopesheet
+    from excolor.experiments import preset, to_dict, to_yaml
+
+    if isinstance(experiment, str):
+        experiment = preset(experiment)
+    layout = _layout(experiment)
     study = root / name
     study.mkdir(parents=True)
     seeds = sorted({s for t in trials for s in t.seeds}) or [0, 1]
@@ -101,7 +144,7 @@ def write_study(
         "storage": str(root),
         "seeds": seeds,
         "seeds_per_trial": len(trials[0].seeds) if trials else 2,
-        "hidden": 16,
+        "hidden": 16 if experiment is None else experiment.model.k_codec,
         "steps": steps,
         "stream": "hash",
         "trials": len(trials) if kind == "search" else None,
@@ -112,8 +155,11 @@ def write_study(
         "space": None,
         "space_file": None,
     }
+    if experiment is not None:
+        record["experiment"] = to_dict(experiment)
     (study / "study.json").write_text(json.dumps(record))
-    sheet = reference_dopesheet().stretched(steps).to_csv()
+    base_sheet = reference_dopesheet() if experiment is None else experiment.dopesheet
+    sheet = base_sheet.stretched(steps).to_csv()
     for i, trial in enumerate(trials):
         folder = study / f"train_trial_{i:05x}_{i:05d}_{i}_x_2030-01-01_00-00-00"
         folder.mkdir()
@@ -124,14 +170,24 @@ def write_study(
         if trial.state == "pending":
             continue
         (folder / "dopesheet.csv").write_text(sheet)
-        cols = _per_seed(trial)
+        model = None
+        if experiment is not None:
+            resolved = experiment.with_dopesheet(base_sheet.stretched(steps))
+            if trial.hidden is not None:
+                resolved = resolved.with_model(k_codec=trial.hidden)
+            model = resolved.model
+            if trial.experiment_yaml:
+                (folder / "experiment.yaml").write_text(to_yaml(resolved))
+        cols = _per_seed(trial, layout)
         base = {"trial_id": f"t{i}", "config": config, "time_this_iter_s": 0.1}
-        lines = [{**_aggregate(cols), **base, "step": steps // 2, "final": False, "timestamp": trial.finished - 1}]
+        lines = [
+            {**_aggregate(cols, layout), **base, "step": steps // 2, "final": False, "timestamp": trial.finished - 1}
+        ]
         if trial.state == "done":
             per_seed = {k: [float(x) for x in cols[k]] for k in ("seed", "score", "val_recon")}
             lines.append(
                 {
-                    **_aggregate(cols),
+                    **_aggregate(cols, layout),
                     **base,
                     "step": steps,
                     "final": True,
@@ -140,26 +196,36 @@ def write_study(
                     "per_seed": per_seed,
                 }
             )
-            header = ",".join(SEED_COLUMNS)
-            body = [",".join(str(cols[c][j]) for c in SEED_COLUMNS) for j in range(len(trial.seeds))]
+            header = ",".join(layout.columns)
+            body = [",".join(str(cols[c][j]) for c in layout.columns) for j in range(len(trial.seeds))]
             (folder / "seeds.csv").write_text("\n".join([header, *body]) + "\n")
         if trial.state == "failed":
             (folder / "error.txt").write_text("Traceback ...\nTrialDiverged: all 2 seeds diverged (test)\n")
         (folder / "result.json").write_text("".join(json.dumps(line) + "\n" for line in lines))
         if trial.checkpoint:
-            _write_checkpoint(folder / "checkpoint_000001", trial.seeds, steps)
+            _write_checkpoint(folder / "checkpoint_000001", trial.seeds, steps, model)
     if journal:
         _write_journal(study, name, trials, objectives)
     return study
 
 
-def _write_checkpoint(folder: Path, seeds: list[int], step: int) -> None:
+def _write_checkpoint(folder: Path, seeds: list[int], step: int, model: Any = None) -> None:
+    """An untrained population (``build_model`` per seed) of the given ``ModelConfig`` (Ex 2.9.1, H = 16 if None)."""
     import torch
 
     from excolor.population import Population
 
     folder.mkdir()
-    population = Population.from_seeds(seeds, k_codec=16)
+    if model is None:
+        population = Population.from_seeds(seeds, k_codec=16)
+    else:
+        population = Population.from_seeds(
+            seeds,
+            k_bottleneck=model.k_bottleneck,
+            k_codec=model.k_codec,
+            n_nonlinear=model.n_nonlinear,
+            kind=model.kind,
+        )
     torch.save({"params": population.flat, "seeds": list(seeds), "step": step}, folder / "population.pt")
 
 

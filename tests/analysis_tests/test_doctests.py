@@ -7,7 +7,14 @@ import importlib
 
 import pytest
 
-MODULES = ["analysis.objectives", "analysis.pareto", "analysis.results", "analysis.report", "analysis.tables"]
+MODULES = [
+    "analysis.models",
+    "analysis.objectives",
+    "analysis.pareto",
+    "analysis.results",
+    "analysis.report",
+    "analysis.tables",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)

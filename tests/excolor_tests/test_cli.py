@@ -93,6 +93,8 @@ def test_study_device_flags_are_checked_before_anything_runs(tmp_path: Path, cap
 
 
 def test_device_auto_trains_where_it_can(tmp_path: Path, capsys) -> None:
-    assert main(["train", "--device", "auto", "--seeds", "0-1", "--steps", "20", "--quiet", "--out", str(tmp_path)]) == 0
+    assert (
+        main(["train", "--device", "auto", "--seeds", "0-1", "--steps", "20", "--quiet", "--out", str(tmp_path)]) == 0
+    )
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert f"device {expected}" in capsys.readouterr().out

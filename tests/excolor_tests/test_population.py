@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from excolor.model import CNColorMLP, build_model
@@ -62,3 +63,14 @@ def test_ablate_in_forward_equals_surgery() -> None:
     x = torch.rand(100, 3)
     lone: CNColorMLP = ablate(pop.module(0), "bottleneck", [0])
     torch.testing.assert_close(pop.predict(x, ablate=[0])[0], lone.eval()(x), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("max_values", [2 * 512, 3 * 512, 1 << 21])
+def test_color_errors_in_blocks_equal_the_whole_population(max_values: int) -> None:
+    """Evaluating a block of models at a time (memory) changes no bit, and no block is a lone model."""
+    from excolor.colors import rgb_grid
+
+    pop = Population.from_seeds(range(7))
+    x = torch.as_tensor(rgb_grid(8), dtype=torch.float32)
+    whole = ((pop.predict(x, ablate=[0]) - x) ** 2).mean(-1)
+    assert torch.equal(pop.color_errors(x, ablate=[0], max_values=max_values), whole)
