@@ -51,7 +51,7 @@ def model_bytes(k_bottleneck: int, k_codec: int, n_nonlinear: int, *, batch_size
     a validation forward over ``n_val`` colours (≈ 4 per hidden unit per colour).
 
     >>> model_bytes(5, 16, 2)
-    751680
+    1367808
     """
     params = sum(o * i + o for o, i in layer_shapes(k_bottleneck, k_codec, n_nonlinear))
     hidden = 2 * n_nonlinear * k_codec + 2 * k_bottleneck + 6

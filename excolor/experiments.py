@@ -111,6 +111,9 @@ _LABEL_KEYS = ("attribute", "power", "scale")
 _REG_KEYS = ("name", "kind", "concept", "labels", "layer", "phases", "options")
 _EVAL_KEYS = ("concept_dim", "anchor_hsv", "score_power", "score_grid", "interventions")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
+_TERM_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
+_MAX_COLORS = 10_000_000
+_MAX_GRID = 200
 _SEEDS = re.compile(r"\s*\d+(\s*-\s*\d+)?(\s*,\s*\d+(\s*-\s*\d+)?)*\s*")
 
 
@@ -206,6 +209,7 @@ def from_dict(doc: object, *, source: str = "<dict>", root: str | os.PathLike[st
     description = top.get("description") or ""
     if not isinstance(description, str):
         raise fail("description", f"expected one line of text, got {kind(description)}")
+    description = " ".join(description.split())  # one line, whatever the YAML folding
     seeds = top.get("seeds", "0-59")
     seeds = str(seeds) if isinstance(seeds, int) and not isinstance(seeds, bool) else seeds
     if not isinstance(seeds, str) or not _SEEDS.fullmatch(seeds):
@@ -294,8 +298,13 @@ def _data(raw: object, fail: Fail) -> TrainingData:
     if not isinstance(shape, list) or len(shape) != 3:
         raise fail("data.hsv_shape", f"expected [hues, saturations, values] like [36, 10, 10], got {kind(shape)}")
     hsv_shape = tuple(_positive(v, f"data.hsv_shape[{i}]", fail) for i, v in enumerate(shape))
+    if hsv_shape[0] * hsv_shape[1] * hsv_shape[2] > _MAX_COLORS:
+        raise fail("data.hsv_shape", f"at most {_MAX_COLORS:,} colours are supported, got {list(hsv_shape)}")
     subdivisions = _positive(d.get("subdivisions", 8), "data.subdivisions", fail)
     validation_grid = _positive(d.get("validation_grid", 8), "data.validation_grid", fail)
+    for field, value in (("subdivisions", subdivisions), ("validation_grid", validation_grid)):
+        if value > _MAX_GRID:
+            raise fail(f"data.{field}", f"at most {_MAX_GRID} points per axis are supported, got {value}")
     for field, value in (("subdivisions", subdivisions), ("validation_grid", validation_grid)):
         if value < 2:
             raise fail(f"data.{field}", f"expected at least 2 points per axis, got {value}")
@@ -346,6 +355,12 @@ def _dims(raw: object, field: str, width: int, fail: Fail) -> list[int]:
 def _regularizer(raw: object, field: str, model: ModelConfig, data: TrainingData, fail: Fail) -> RegularizerConfig:
     r = mapping(raw, field, _REG_KEYS, ("name", "kind"), fail)
     name = text(r["name"], f"{field}.name", fail)
+    if not _TERM_NAME.fullmatch(name):
+        raise fail(
+            f"{field}.name",
+            f"expected a name of letters, digits, '_', '-' and '.' starting with a letter (it is a dopesheet "
+            f"column and a metric name), got {name!r}",
+        )
     if name in {"lr", "STEP", "PHASE", "ACTION"} or ":" in name or "," in name:
         raise fail(f"{field}.name", f"{name!r} cannot name a regularizer (it is a dopesheet keyword or has ':' or ',')")
     kind_name = r["kind"]
@@ -442,6 +457,8 @@ def _evaluation(raw: object, model: ModelConfig, fail: Fail) -> Evaluation:
     if power <= 0:
         raise fail("evaluation.score_power", f"expected a number > 0, got {power!r}")
     grid = _positive(e.get("score_grid", 8), "evaluation.score_grid", fail)
+    if grid > _MAX_GRID:
+        raise fail("evaluation.score_grid", f"at most {_MAX_GRID} points per axis are supported, got {grid}")
     if grid < 2:
         raise fail("evaluation.score_grid", f"expected at least 2 points per axis, got {grid}")
     interventions = e.get("interventions", [])

@@ -128,3 +128,18 @@ def test_flops_reject_bad_sizes() -> None:
         training_flops(**{**REF, "batch_size": 0}, steps=1)
     with pytest.raises(ValueError):
         training_flops(**REF, steps=-1)
+
+
+def test_population_size_follows_the_device_and_its_memory() -> None:
+    from excolor.devices import CPU_POPULATION, model_bytes, population_size
+
+    shape = {"k_bottleneck": 5, "k_codec": 16, "n_nonlinear": 2}
+    assert population_size(10_000, torch.device("cpu"), **shape) == CPU_POPULATION
+    assert population_size(7, torch.device("cpu"), **shape) == 7
+    per_model = model_bytes(5, 16, 2)
+    gpu = torch.device("cuda")
+    assert population_size(100, gpu, free_bytes=2 * 1000 * per_model, **shape) == 100  # all fit
+    assert population_size(10_000, gpu, free_bytes=2 * 1000 * per_model, **shape) == 1000  # half the memory
+    assert population_size(10**6, gpu, free_bytes=10**15, **shape) == 65536  # capped
+    assert population_size(10, gpu, free_bytes=0, **shape) == 2  # never a lone model by choice
+    assert model_bytes(5, 16, 2) > model_bytes(4, 16, 1)

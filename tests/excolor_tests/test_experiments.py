@@ -975,3 +975,24 @@ def test_written_experiment_runs_again(tmp_path: Path) -> None:
     path = tmp_path / "experiment.yaml"
     path.write_text(to_yaml(e), encoding="utf-8")
     assert to_dict(load_experiment(path)) == to_dict(e)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field", "words"),
+    [
+        ("name: anchor,", "name: 'my anchor',", "regularizers[0].name", ["letters, digits", "'my anchor'"]),
+        ("colors: rgb-grid", "colors: rgb-grid\n  subdivisions: 1000", "data.subdivisions", ["at most 200"]),
+        ("colors: rgb-grid", "colors: hsv-cube\n  hsv_shape: [1000, 1000, 100]", "data.hsv_shape", ["10,000,000"]),
+    ],
+)
+def test_names_and_sizes_are_bounded(old: str, new: str, field: str, words: list[str]) -> None:
+    """A regularizer name becomes a dopesheet column and a metric; a grid size becomes memory."""
+    assert old in BASE
+    err = _parse(BASE.replace(old, new, 1))
+    assert err.field == field
+    assert all(w in str(err) for w in words), str(err)
+
+
+def test_description_is_one_line() -> None:
+    e = parse_experiment(BASE.replace("name: mine", "name: mine\ndescription: >\n  two\n  lines"), source="m")
+    assert e.description == "two lines"
