@@ -8,13 +8,28 @@ expected. Each checker takes ``fail(field, reason) -> Exception``, bound to the 
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import yaml
 
-__all__ = ["Fail", "Loader", "integer", "kind", "listing", "load", "mapping", "number", "sequence", "text"]
+__all__ = [
+    "Fail",
+    "Loader",
+    "UnreadableText",
+    "integer",
+    "kind",
+    "listing",
+    "load",
+    "mapping",
+    "number",
+    "read_text",
+    "sequence",
+    "text",
+]
 
 Fail = Callable[[str, str], Exception]
 
@@ -137,3 +152,19 @@ def number(raw: object, field: str, fail: Fail) -> float:
     if not math.isfinite(value):
         raise fail(field, f"expected a finite number, got {raw!r}")
     return value
+
+
+class UnreadableText(ValueError):
+    """A user file that cannot be read as UTF-8 text; the message says why in one line."""
+
+
+def read_text(path: str | os.PathLike[str]) -> str:
+    """The UTF-8 text of a hand-written file (a BOM is allowed), or ``UnreadableText``."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise UnreadableText(f"cannot read the file: {e.strerror or e}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise UnreadableText(f"not UTF-8 text (byte {data[e.start]:#04x} at offset {e.start})") from None

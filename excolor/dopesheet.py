@@ -260,18 +260,13 @@ class Dopesheet:
     @classmethod
     def read(cls, path: str | os.PathLike[str]) -> Dopesheet:
         """Read and validate a dopesheet CSV file (UTF-8, optional BOM)."""
+        from excolor._yaml import UnreadableText, read_text
+
         source = os.fspath(path)
         try:
-            data = Path(source).read_bytes()
-        except OSError as e:
-            raise DopesheetError(f"cannot read file: {e.strerror or e}", source=source) from None
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError as e:
-            raise DopesheetError(
-                f"not UTF-8 text (byte {data[e.start]:#04x} at offset {e.start})",
-                source=source,
-            ) from None
+            text = read_text(source)
+        except UnreadableText as e:
+            raise DopesheetError(str(e), source=source) from None
         return cls.parse(text, source=source)
 
     @classmethod

@@ -168,15 +168,9 @@ def load_experiment(spec: str | os.PathLike[str]) -> Experiment:
             source=source,
         )
     try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise ExperimentError(f"cannot read the file: {e.strerror or e}", source=source) from None
-    try:
-        text_ = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise ExperimentError(
-            f"not UTF-8 text (byte {data[e.start]:#04x} at offset {e.start})", source=source
-        ) from None
+        text_ = _yaml.read_text(path)
+    except _yaml.UnreadableText as e:
+        raise ExperimentError(str(e), source=source) from None
     return parse_experiment(text_, source=source, root=path.parent)
 
 

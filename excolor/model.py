@@ -36,7 +36,30 @@ def _mlp(widths: list[int]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class CNColorMLP(nn.Module):
+class _ColorAutoencoder(nn.Module):
+    """RGB -> encoder -> K-D latent -> decoder -> RGB, with N GELU blocks of width H on each side.
+
+    Subclasses add the latent normalisation and the output; the encoder is built first, so a seed
+    gives the same initial weights to every kind (§14.1).
+    """
+
+    def __init__(self, k_bottleneck: int, k_codec: int, n_nonlinear: int) -> None:
+        super().__init__()
+        if k_bottleneck < 1 or k_codec < 1 or n_nonlinear < 1:
+            raise ValueError(
+                f"{type(self).__name__} needs k_bottleneck, k_codec, n_nonlinear >= 1, "
+                f"got {k_bottleneck}, {k_codec}, {n_nonlinear}"
+            )
+        self.k_bottleneck = k_bottleneck
+        self.k_codec = k_codec
+        self.n_nonlinear = n_nonlinear
+        self.encoder = _mlp([3] + [k_codec] * n_nonlinear + [k_bottleneck])
+
+    def _decoder(self) -> nn.Sequential:
+        return _mlp([self.k_bottleneck] + [self.k_codec] * self.n_nonlinear + [3])
+
+
+class CNColorMLP(_ColorAutoencoder):
     """Colour autoencoder with a unit-norm bottleneck.
 
     Args:
@@ -49,25 +72,16 @@ class CNColorMLP(nn.Module):
     """
 
     def __init__(self, k_bottleneck: int, k_codec: int = 16, n_nonlinear: int = 1) -> None:
-        super().__init__()
-        if k_bottleneck < 1 or k_codec < 1 or n_nonlinear < 1:
-            raise ValueError(
-                f"CNColorMLP needs k_bottleneck, k_codec, n_nonlinear >= 1, "
-                f"got {k_bottleneck}, {k_codec}, {n_nonlinear}"
-            )
-        self.k_bottleneck = k_bottleneck
-        self.k_codec = k_codec
-        self.n_nonlinear = n_nonlinear
-        self.encoder = _mlp([3] + [k_codec] * n_nonlinear + [k_bottleneck])
+        super().__init__(k_bottleneck, k_codec, n_nonlinear)
         self.bottleneck = L2Norm()
-        self.decoder = _mlp([k_bottleneck] + [k_codec] * n_nonlinear + [3])
+        self.decoder = self._decoder()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.decoder(self.bottleneck(self.encoder(x)))
         return y if self.training else y.clamp(0.0, 1.0)
 
 
-class ColorMLP(nn.Module):
+class ColorMLP(_ColorAutoencoder):
     """The legacy colour autoencoder (§2.3): no bottleneck normalisation, sigmoid output.
 
     Its latent is the encoder's output (layer ``encoder``); there is no ``bottleneck`` module, so
@@ -79,16 +93,8 @@ class ColorMLP(nn.Module):
     """
 
     def __init__(self, k_bottleneck: int, k_codec: int = 16, n_nonlinear: int = 1) -> None:
-        super().__init__()
-        if k_bottleneck < 1 or k_codec < 1 or n_nonlinear < 1:
-            raise ValueError(
-                f"ColorMLP needs k_bottleneck, k_codec, n_nonlinear >= 1, got {k_bottleneck}, {k_codec}, {n_nonlinear}"
-            )
-        self.k_bottleneck = k_bottleneck
-        self.k_codec = k_codec
-        self.n_nonlinear = n_nonlinear
-        self.encoder = _mlp([3] + [k_codec] * n_nonlinear + [k_bottleneck])
-        self.decoder = nn.Sequential(*_mlp([k_bottleneck] + [k_codec] * n_nonlinear + [3]), nn.Sigmoid())
+        super().__init__(k_bottleneck, k_codec, n_nonlinear)
+        self.decoder = nn.Sequential(*self._decoder(), nn.Sigmoid())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.decoder(self.encoder(x))

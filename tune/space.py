@@ -175,13 +175,9 @@ class SearchSpace:
         """Read and validate a space file; a relative ``base`` path is relative to the file."""
         source = str(path)
         try:
-            data = Path(path).read_bytes()
-        except OSError as e:
-            raise SpaceError(f"cannot read the file: {e.strerror or e}", source=source) from None
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError as e:
-            raise SpaceError(f"not UTF-8 text (byte {data[e.start]:#04x} at offset {e.start})", source=source) from None
+            text = _yaml.read_text(path)
+        except _yaml.UnreadableText as e:
+            raise SpaceError(str(e), source=source) from None
         return cls.parse(text, source=source, root=Path(path).parent)
 
     @classmethod

@@ -395,11 +395,42 @@ def run_study(spec: StudySpec, *, address: str | None = None, progress: bool = T
     finally:
         if embedded_session is not None:
             _shutdown_embedded_ray(embedded_session)
+    if spec.kind == "search":
+        orphans = _fail_orphaned_trials(directory, spec.name)
+        if orphans and progress:
+            print(
+                f"marked {orphans} Optuna trial(s) FAIL: suggested to a driver that was killed before it "
+                "started them (they were never trained)",
+                file=sys.stderr,
+            )
     if progress:
         print(
             f"{spec.kind} {spec.name!r}: {len(results)} trials in {time.perf_counter() - start:.1f} s", file=sys.stderr
         )
     return results
+
+
+def _fail_orphaned_trials(directory: Path, name: str) -> int:
+    """Mark Optuna trials still RUNNING after the Tune run ended as FAIL; returns how many.
+
+    NOTE(excolor): a driver killed between OptunaSearch's ``ask`` and Tune's next experiment-state
+    snapshot leaves a suggested trial RUNNING in the journal; the restored searcher does not know it,
+    so nothing would ever finish it. Once ``fit`` returns no trial of this study runs, so any RUNNING
+    one is such an orphan (one study is driven by one command at a time).
+    """
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+    from optuna.trial import TrialState
+
+    journal = directory / "optuna.journal"
+    if not journal.exists():
+        return 0
+    study = optuna.load_study(study_name=name, storage=JournalStorage(JournalFileBackend(str(journal))))
+    orphans = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    for t in orphans:
+        study.tell(t.number, state=TrialState.FAIL)
+    return len(orphans)
 
 
 def parse_scales(items: Sequence[str]) -> tuple[tuple[str, tuple[float, ...]], ...]:

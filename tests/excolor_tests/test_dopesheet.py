@@ -699,8 +699,8 @@ def test_unreadable_file(tmp_path: Path, kind: str) -> None:
     err = info.value
     assert (err.source, err.row, err.column) == (str(path), None, None)
     expected = {
-        "missing": "cannot read file",
-        "directory": "cannot read file",
+        "missing": "cannot read the file",
+        "directory": "cannot read the file",
         "not-utf8": "not UTF-8",
     }
     assert expected[kind] in err.reason

@@ -355,18 +355,19 @@ def test_preset_trains_and_scores(name: str) -> None:
 ORACLE_STEPS = 150
 
 
-@pytest.mark.parametrize("name", ["ex-2.1", "ex-2.4"])
+@pytest.mark.parametrize("name", ["ex-2.1", "ex-2.4", "ex-2.8", "ex-2.10.1"])
 def test_population_equals_plain_autograd_loop_on_legacy_paths(name: str) -> None:
     """The hand-written backward equals nn.Module + autograd + torch.optim.Adam on the legacy paths:
     ColorMLP (sigmoid, no norm) with Separate(10, shift=False), Anchor and Unitarity on the encoder
-    (Ex 2.1); Planarity on vibrant and a Euclidean Anchor at the bottleneck (Ex 2.4)."""
+    (Ex 2.1); Planarity on vibrant and a Euclidean Anchor at the bottleneck (Ex 2.4); Unitarity on the
+    pre-norm latent beside bottleneck terms (Ex 2.8); the 2.9.1 terms without anti-anchor (Ex 2.10.1)."""
     e = preset(name)
     seeds = [0, 1]
     pop = PopulationTrainer(e, seeds)
     start = pop.population.flat.clone()
     pop.run(until=ORACLE_STEPS)
     # The label-affine terms really ran (labels were drawn while their weights were non-zero).
-    for label in ("red", "vibrant"):
+    for label in {k for r in e.regularizers for k in (r.label_affinities or {})}:
         assert (pop.label_counts[label][:2] > 0).all(), label
     assert (pop.population.flat[:2] - start[:2]).abs().max() > 1e-2
     for i, seed in enumerate(seeds):

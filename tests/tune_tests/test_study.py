@@ -204,3 +204,19 @@ def test_wandb_offline_logs_locally(ray_session, tmp_path: Path, monkeypatch) ->
     assert main(args) == 0
     runs = list((tmp_path / "wb").glob("*/wandb/offline-run-*"))
     assert len(runs) == 1
+
+
+def test_trials_orphaned_by_a_killed_driver_are_marked_failed(tmp_path: Path) -> None:
+    """A suggestion the killed driver never started stays RUNNING in the journal unless closed."""
+    from tune.study import _fail_orphaned_trials
+
+    storage = JournalStorage(JournalFileBackend(str(tmp_path / "optuna.journal")))
+    study = optuna.create_study(study_name="o", storage=storage, directions=["maximize", "minimize"])
+    done = study.ask()
+    study.tell(done, [0.5, 0.1])
+    study.ask()  # suggested, never trained
+    assert _fail_orphaned_trials(tmp_path, "o") == 1
+    states = [t.state.name for t in optuna.load_study(study_name="o", storage=storage).get_trials()]
+    assert states == ["COMPLETE", "FAIL"]
+    assert _fail_orphaned_trials(tmp_path, "o") == 0
+    assert _fail_orphaned_trials(tmp_path / "none", "o") == 0  # sweeps have no journal
