@@ -73,10 +73,6 @@ class EvaluationPlan:
         object.__setattr__(self, "interventions", tuple(self.interventions))
 
 
-def _ablated_plan(dim: int) -> EvaluationPlan:
-    return EvaluationPlan("ablated", partial(ablate, layer_id=_LAYER, dims=(dim,)))
-
-
 def standard_plans(k_bottleneck_dim: int = 0, *, k_bottleneck: int = 5) -> tuple[EvaluationPlan, ...]:
     """The four plans of §9.12: ``baseline``, ``ablated``, ``pruned``, ``suppression``.
 
@@ -90,16 +86,7 @@ def standard_plans(k_bottleneck_dim: int = 0, *, k_bottleneck: int = 5) -> tuple
     """
     if not 0 <= k_bottleneck_dim < k_bottleneck:
         raise ValueError(f"k_bottleneck_dim must lie in [0, {k_bottleneck}), got {k_bottleneck_dim}")
-    axis = torch.zeros(k_bottleneck)
-    axis[k_bottleneck_dim] = 1.0
-    # cos 90° (6.1e-17, not 0) and power 0: a hard gate removing the whole positive component (§8.3).
-    gate = BoundedFalloff(math.cos(math.pi / 2), 1.0, 0.0)
-    return (
-        EvaluationPlan("baseline"),
-        _ablated_plan(k_bottleneck_dim),
-        EvaluationPlan("pruned", partial(prune, layer_id=_LAYER, dims=(k_bottleneck_dim,))),
-        EvaluationPlan("suppression", interventions=(InterventionConfig(Suppression(axis, gate), (_LAYER,)),)),
-    )
+    return _plans(k_bottleneck, k_bottleneck_dim, (_LAYER, _LAYER), ())
 
 
 def latent_layers(model: nn.Module, /) -> tuple[str, str]:
@@ -128,7 +115,15 @@ def model_plans(
     k = int(getattr(model, "k_bottleneck", 0)) or _latent_width(model)
     if not 0 <= concept_dim < k:
         raise ValueError(f"concept_dim {concept_dim} is outside the model's {k}-D latent")
-    surgery, hook = latent_layers(model)
+    return _plans(k, concept_dim, latent_layers(model), interventions)
+
+
+def _plans(
+    k: int, concept_dim: int, layers: tuple[str, str], interventions: Iterable[str]
+) -> tuple[EvaluationPlan, ...]:
+    """baseline, ablated, pruned (surgery at ``layers[0]``), suppression and ``interventions`` (hooked
+    at ``layers[1]``) on latent axis ``concept_dim`` of a K-D latent."""
+    surgery, hook = layers
     axis = torch.zeros(k)
     axis[concept_dim] = 1.0
     plans = [
@@ -137,9 +132,8 @@ def model_plans(
         EvaluationPlan("pruned", partial(prune, layer_id=surgery, dims=(concept_dim,))),
     ]
     for name in dict.fromkeys(["suppression", *interventions]):
-        plans.append(
-            EvaluationPlan(name, interventions=(InterventionConfig(concept_intervention(name, axis), (hook,)),))
-        )
+        hooked = InterventionConfig(concept_intervention(name, axis), (hook,))
+        plans.append(EvaluationPlan(name, interventions=(hooked,)))
     return tuple(plans)
 
 
@@ -393,7 +387,7 @@ def population_correlations(population: Population, /, *, n: int = 20, concept_d
     x = torch.as_tensor(rgb, dtype=torch.float32, device=population.flat.device)
     axis = torch.zeros(population.k_bottleneck, device=x.device)
     axis[concept_dim] = 1.0
-    suppress = Suppression(axis, BoundedFalloff(math.cos(math.pi / 2), 1.0, 0.0))
+    suppress = concept_intervention("suppression", axis)
     out = {}
     for name, kwargs in (("ablated", {"ablate": [concept_dim]}), ("suppression", {"latent_map": suppress})):
         y = population.predict(x, **kwargs)  # (S, N, 3)

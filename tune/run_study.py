@@ -59,19 +59,15 @@ def _with_overrides(experiment: Any, hidden: int | None, stream: str | None) -> 
 
 
 def run_study_command(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
     from excolor.experiments import to_dict
     from tune.cli import parse_seeds, resolve_device_flags
     from tune.status import read_status, summary
     from tune.study import StudySpec, known_objectives, objective_metric, objective_mode, parse_scales, run_study
 
-    experiment = resolve_experiment(args.experiment)
-    if args.stream is not None and args.stream != experiment.stream:
-        try:
-            replace(experiment, stream=args.stream)
-        except ValueError as err:
-            raise UsageError(f"--stream {args.stream}: {err}") from None
+    try:  # the experiment as the study runs it: recorded in study.json, given to every trial
+        experiment = _with_overrides(resolve_experiment(args.experiment), args.hidden, args.stream)
+    except ValueError as err:
+        raise UsageError(f"--stream {args.stream}: {err}") from None
     default_seeds = "0-7" if args.command == "search" else experiment.seeds
     seeds = parse_seeds(default_seeds if args.seeds is None else args.seeds)
     per_trial = args.seeds_per_trial or len(seeds)
@@ -85,15 +81,15 @@ def run_study_command(args: argparse.Namespace) -> int:
         "storage": _storage(args.storage),
         "seeds": tuple(seeds),
         "seeds_per_trial": per_trial,
-        "hidden": args.hidden or experiment.model.k_codec,
+        "hidden": experiment.model.k_codec,
         "steps": args.steps,
-        "stream": args.stream or experiment.stream,
+        "stream": experiment.stream,
         "wandb": args.wandb,
         "cpus_per_trial": args.cpus_per_trial,
         "max_concurrent": args.max_concurrent,
         "max_failures": args.max_failures,
         "checkpoint_every_s": args.checkpoint_every,
-        "experiment": to_dict(_with_overrides(experiment, args.hidden, args.stream)),
+        "experiment": to_dict(experiment),
         "device": device,
         "gpus_per_trial": gpus,
     }
