@@ -1,4 +1,4 @@
-"""What ``excolor pareto DIR`` and ``excolor report DIR`` do; ``tune.cli`` parses the arguments and calls these.
+"""What ``excolor status``, ``pareto`` and ``report`` do; ``tune.cli`` parses the arguments and calls these.
 
 Both print their results on stdout and return an exit status. Bad input raises ``AnalysisError``
 (one line, no traceback, for the caller to print); a study with nothing finished yet is not an
@@ -12,11 +12,12 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.errors import AnalysisError
-from analysis.report import format_table, front_table, write_report
-from analysis.results import STATES, load_study
+from analysis.record import STATES
+from analysis.report import format_number, format_table, front_table, write_report
+from analysis.results import Study, load_study
 from analysis.tables import front_summary
 
-__all__ = ["pareto_command", "report_command"]
+__all__ = ["pareto_command", "report_command", "status_command", "status_text"]
 
 
 def _csv_path(study_dir: Path, out: Path | None) -> Path:
@@ -24,6 +25,54 @@ def _csv_path(study_dir: Path, out: Path | None) -> Path:
         return study_dir / "report" / "pareto.csv"
     out = out.expanduser()
     return out / "pareto.csv" if out.is_dir() or out.suffix == "" else out
+
+
+_STATUS_COLUMNS = ("score_mean", "score_q10", "val_recon_mean")
+_STATUS_TAIL = ("diverged_frac", "collapsed_frac")
+
+
+def status_text(study: Study, /) -> str:
+    """Trials by state, Optuna's count, the best mean score and the front over the study's objectives.
+
+    The front is ``front_summary``'s (moocore), the same as ``excolor pareto``'s, and numbers are
+    shown to 4 significant digits (a val_recon of 4.7e-05 reads as such, not as 0.0000).
+    """
+    record = study.record
+    counts = study.counts()
+    requested = record.get("trials") if study.kind == "search" else None
+    lines = [
+        f"study {study.name!r} ({study.kind}, experiment {study.experiment.name}) in {study.directory}",
+        "trials: "
+        + ", ".join(f"{counts[s]} {s}" for s in STATES)
+        + (f" (of {requested} requested)" if requested else ""),
+    ]
+    if study.optuna is not None:
+        states = study.optuna["state"].str.lower().value_counts()
+        lines.append("optuna: " + ", ".join(f"{k} {int(v)}" for k, v in sorted(states.items())))
+    summary = front_summary(study)
+    done = summary.done
+    if len(done) and done["score_mean"].notna().any():
+        best = done.loc[done["score_mean"].idxmax()]
+        lines.append(f"best mean score: {format_number(best['score_mean'])} ({best['trial_id']})")
+    labels = " / ".join(o.label for o in summary.objectives)
+    lines.append(f"Pareto front ({labels}): {len(summary.front)} trials")
+    if summary.front.empty:
+        lines.append("(no finished trials yet)")
+    else:
+        columns = [*_STATUS_COLUMNS, *(c for c in summary.columns if c not in _STATUS_COLUMNS), *_STATUS_TAIL]
+        table = summary.front[["trial_id", *(c for c in columns if c in summary.front.columns)]]
+        lines.append(format_table(table).to_string(index=False))
+    if summary.invalid:
+        lines.append(f"left out for a NaN or infinite objective: {', '.join(summary.invalid)}")
+    for _, row in study.trials[study.trials["state"] == "failed"].iterrows():
+        lines.append(f"failed {row['trial_id']}: {row['error']}")
+    return "\n".join(lines)
+
+
+def status_command(directory: Path) -> int:
+    """Print ``status_text`` of the study in ``directory``; AnalysisError if it is not a study."""
+    print(status_text(load_study(directory)))
+    return 0
 
 
 def pareto_command(directory: Path, objectives: list[str] | None, out: Path | None) -> int:

@@ -1,22 +1,42 @@
-"""Objective names shared with ``tune``: which column each one reads, and in which direction.
+"""The objectives of a study: names, the result column each reads, and its direction (the one owner).
 
-``tune.study`` owns the names and directions: ``objective_metric`` (the trial-level column),
-``objective_mode`` (``'max'`` or ``'min'``) and ``known_objectives(experiment)`` (``score``,
-``recon``, ``score-q10`` and the experiment's validating regularizers, e.g. ``reg-anchor`` ->
-``val_reg-anchor_mean``). This module only adds what analysis needs on top: the per-seed column
-that each trial-level aggregate summarises, and one clear error for a name the study does not know.
+An objective is named on the command line and in ``study.json`` (``score``, ``recon``,
+``score-q10`` or a validating regularizer of the experiment such as ``anchor`` or ``reg-anchor``).
+Each reads one trial-level column that the trainable reports (``score_mean``, ``val_recon_mean``,
+``val_<regularizer>_mean``, ``score_q10``), which aggregates one per-seed column over the trial's
+seeds. ``tune`` asks Optuna to optimise these columns; ``analysis`` draws fronts over them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from analysis.errors import AnalysisError
-from tune.study import OBJECTIVES, known_objectives, objective_metric, objective_mode
 
-__all__ = ["ALL_OBJECTIVES", "Objective", "experiment_objectives", "objective", "resolve_objectives"]
+if TYPE_CHECKING:
+    from excolor.config import Experiment
+
+__all__ = [
+    "ALL_OBJECTIVES",
+    "DEFAULT_OBJECTIVES",
+    "Objective",
+    "experiment_objectives",
+    "known_objectives",
+    "objective",
+    "resolve_objectives",
+]
+
+_FIXED: dict[str, tuple[str, bool]] = {
+    "score": ("score_mean", True),  # mean ablation score over the trial's seeds
+    "recon": ("val_recon_mean", False),  # mean final val_recon
+    "score-q10": ("score_q10", True),  # the 10 % quantile of the score: robustness across seeds
+}
+_EX_2_9_1_ORDER = ("score", "recon", "anchor", "anti-anchor", "score-q10")
+
+DEFAULT_OBJECTIVES = ("score", "recon")
+"""What a search optimises and a sweep's front is drawn over unless told otherwise."""
 
 
 @dataclass(frozen=True)
@@ -25,7 +45,7 @@ class Objective:
 
     Attributes:
         name: the CLI / study.json name, e.g. ``'recon'`` or ``'reg-anchor'``.
-        column: the trial-level column in ``Study.trials``, e.g. ``'val_recon_mean'``.
+        column: the trial-level column (Tune's result, ``Study.trials``), e.g. ``'val_recon_mean'``.
         seed_column: the per-seed column in ``Study.seeds`` that ``column`` aggregates over
             seeds (``'score'`` for both ``score`` and ``score-q10``).
         maximise: True for scores, False for errors.
@@ -37,9 +57,14 @@ class Objective:
     maximise: bool
 
     @property
+    def mode(self) -> str:
+        """``'max'`` or ``'min'``, as Ray Tune and Optuna's searcher take it."""
+        return "max" if self.maximise else "min"
+
+    @property
     def label(self) -> str:
         """``'max score_mean'``: name and direction, for table headers and plot titles."""
-        return f"{'max' if self.maximise else 'min'} {self.column}"
+        return f"{self.mode} {self.column}"
 
 
 def _seed_column(column: str) -> str:
@@ -50,31 +75,37 @@ def _seed_column(column: str) -> str:
 
 
 def objective(name: str) -> Objective:
-    """The objective ``name`` as ``tune`` reads it (no check that a study knows it).
+    """The objective ``name`` (no check that a study knows it): a fixed one, else a regularizer's.
 
     >>> objective("reg-anchor")
     Objective(name='reg-anchor', column='val_reg-anchor_mean', seed_column='val_reg-anchor', maximise=False)
+    >>> objective("score").mode
+    'max'
     """
-    column = objective_metric(name)
-    return Objective(name, column, _seed_column(column), objective_mode(name) == "max")
+    column, maximise = _FIXED.get(name, (f"val_{name}_mean", False))
+    return Objective(name, column, _seed_column(column), maximise)
 
 
-ALL_OBJECTIVES: tuple[Objective, ...] = tuple(objective(name) for name in OBJECTIVES)
-"""The Ex 2.9.1 objectives, in ``tune``'s order (score, recon, anchor, anti-anchor, score-q10)."""
+ALL_OBJECTIVES: tuple[Objective, ...] = tuple(objective(name) for name in _EX_2_9_1_ORDER)
+"""The Ex 2.9.1 objectives: score, recon, anchor, anti-anchor, score-q10."""
 
 
-def experiment_objectives(experiment: Any) -> tuple[Objective, ...]:
-    """Every objective a study of ``experiment`` knows: score, recon, its validating regularizers, score-q10.
+def known_objectives(experiment: Experiment) -> tuple[str, ...]:
+    """Names of the objectives a study of ``experiment`` can optimise.
 
-    The order is ``ALL_OBJECTIVES``'s for Ex 2.9.1 (the regularizers between recon and score-q10).
+    Score and recon, the experiment's validating regularizers, then score-q10 (for Ex 2.9.1 the
+    order of ``ALL_OBJECTIVES``).
     """
-    names = known_objectives(experiment)
-    fixed = ("score", "recon")
-    ordered = [*fixed, *(n for n in names if n not in (*fixed, "score-q10")), "score-q10"]
-    return tuple(objective(n) for n in dict.fromkeys(ordered) if n in names)
+    regularizers = tuple(r.name for r in experiment.regularizers if r.validates)
+    return tuple(dict.fromkeys(("score", "recon", *regularizers, "score-q10")))
 
 
-def resolve_objectives(names: Iterable[str], experiment: Any = None) -> tuple[Objective, ...]:
+def experiment_objectives(experiment: Experiment) -> tuple[Objective, ...]:
+    """Every objective a study of ``experiment`` knows, as ``Objective``s (``known_objectives`` order)."""
+    return tuple(objective(n) for n in known_objectives(experiment))
+
+
+def resolve_objectives(names: Iterable[str], experiment: Experiment | None = None) -> tuple[Objective, ...]:
     """Objectives by name, in the given order; AnalysisError naming the known ones otherwise.
 
     Args:

@@ -44,7 +44,7 @@ from analysis.tables import (
     study_original_rule,
 )
 
-__all__ = ["REFERENCE_FRONT", "ReportPaths", "format_table", "front_table", "write_report"]
+__all__ = ["REFERENCE_FRONT", "ReportPaths", "format_number", "format_table", "front_table", "write_report"]
 
 REFERENCE_FRONT = (22, 60)
 """The Ex 2.9.1 notebook's §9.10 front: 22 of its 60 seeds (science.md §10.1)."""
@@ -194,6 +194,9 @@ def _fmt(value: Any, digits: int = 4) -> str:
     if isinstance(value, tuple):
         return _seed_ranges(value)
     return str(value)
+
+
+format_number = _fmt
 
 
 def _fixed(value: float, decimals: int = 9) -> str:

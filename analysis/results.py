@@ -12,11 +12,10 @@ What a study stores is the record (style.md §12); every table here is derived f
 - ``<trial>/seeds.csv``          the final per-seed table
 - ``optuna.journal``             searches: Optuna's append-only log (trial numbers, states, times)
 
-A trial's state follows one rule (the same as ``excolor status``): the last complete line of
-result.json has ``"final": true`` -> ``done``; else ``error.txt`` exists -> ``failed``; else some
-line was reported -> ``running`` (or interrupted); else ``pending``. The rule only looks at files,
-so a study that is still running, was interrupted, or was copied to another machine reads the same
-way. Ray's own files (``tuner.pkl``, ``*.pkl``) are never opened: they are pickles, i.e. code.
+File names, the format id and the trial-state rule belong to ``analysis.record`` (``tune``
+writes through it). The rule only looks at files, so a study that is still running, was
+interrupted, or was copied to another machine reads the same way. Ray's own files (``tuner.pkl``,
+``*.pkl``) are never opened: they are pickles, i.e. code.
 
 Reading the experiment record imports ``excolor`` (and with it torch, ~1.5 s once per process): the
 objectives, the §9.10 rule and the model shape all depend on the experiment.
@@ -38,7 +37,21 @@ import numpy as np
 import pandas as pd
 
 from analysis.errors import AnalysisError
-from analysis.objectives import Objective, experiment_objectives, resolve_objectives
+from analysis.objectives import DEFAULT_OBJECTIVES, Objective, experiment_objectives, resolve_objectives
+from analysis.record import (
+    ERROR_FILE,
+    EXPERIMENT_FILE,
+    JOURNAL_FILE,
+    PARAMS_FILE,
+    RESULT_FILE,
+    SEEDS_FILE,
+    STATES,
+    STUDY_FILE,
+    STUDY_FORMAT,
+    read_json_lines,
+    read_study_record,
+    trial_state,
+)
 
 if TYPE_CHECKING:
     from excolor.config import Experiment
@@ -46,8 +59,6 @@ if TYPE_CHECKING:
 
 __all__ = ["STATES", "STUDY_FORMAT", "Study", "StudyCollection", "load_studies", "load_study"]
 
-STUDY_FORMAT = "excolor.study/1"
-STATES = ("done", "running", "failed", "pending")
 
 # Columns every trials table has, even an empty one, in this order (metrics and config follow).
 _TRIAL_COLUMNS = [
@@ -122,7 +133,7 @@ class Study:
     @property
     def objectives(self) -> tuple[Objective, ...]:
         """The study's objectives from study.json (``score``, ``recon`` unless it says otherwise)."""
-        return resolve_objectives(self.record.get("objectives") or ("score", "recon"), self.experiment)
+        return resolve_objectives(self.record.get("objectives") or DEFAULT_OBJECTIVES, self.experiment)
 
     @property
     def known_objectives(self) -> tuple[Objective, ...]:
@@ -147,7 +158,7 @@ class Study:
         """
         from excolor.experiments import ExperimentError, parse_experiment
 
-        path = self.trial_path(trial_id) / "experiment.yaml"
+        path = self.trial_path(trial_id) / EXPERIMENT_FILE
         if path.is_file():
             try:
                 return parse_experiment(path.read_text(encoding="utf-8"), source=str(path), root=path.parent)
@@ -232,27 +243,6 @@ class StudyCollection:
 # --------------------------------------------------------------------------------- reading files
 
 
-def _read_record(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        raise AnalysisError(f"{path} does not exist")
-    if not path.is_dir():
-        raise AnalysisError(f"{path} is not a directory (expected a study directory)")
-    record_path = path / "study.json"
-    if not record_path.is_file():
-        raise AnalysisError(f"{path} is not an excolor study (no study.json)")
-    try:
-        record = json.loads(record_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise AnalysisError(f"{record_path} is unreadable: {err}") from None
-    if not isinstance(record, dict):
-        raise AnalysisError(f"{record_path} is not a JSON object")
-    if record.get("format") != STUDY_FORMAT:
-        raise AnalysisError(f"{record_path} has format {record.get('format')!r}; this analysis reads {STUDY_FORMAT!r}")
-    if record.get("kind") not in ("sweep", "search"):
-        raise AnalysisError(f"{record_path} has kind {record.get('kind')!r}; expected 'sweep' or 'search'")
-    return record
-
-
 def _read_experiment(record_path: Path, record: Mapping[str, Any]) -> Experiment:
     """study.json's resolved experiment; Ex 2.9.1 for a study made before experiments were recorded.
 
@@ -275,39 +265,6 @@ def _read_experiment(record_path: Path, record: Mapping[str, Any]) -> Experiment
     if valid and hidden != experiment.model.k_codec:
         experiment = experiment.with_model(k_codec=hidden)
     return experiment
-
-
-def _json_lines(path: Path) -> tuple[dict[str, Any] | None, dict[str, Any] | None, int, int]:
-    """(first report, last report, number of reports, unreadable lines) of a result.json.
-
-    Only the first and last complete lines are decoded: a 1,000-trial study loads in well under a
-    second. A line being written when the copy was taken is skipped and counted.
-    """
-    try:
-        lines = [ln for ln in path.read_bytes().splitlines() if ln.strip()]
-    except OSError:
-        return None, None, 0, 0
-
-    def decode(line: bytes) -> dict[str, Any] | None:
-        try:
-            value = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return None
-        return value if isinstance(value, dict) else None
-
-    bad = 0
-    last = None
-    for line in reversed(lines):
-        last = decode(line)
-        if last is not None:
-            break
-        bad += 1
-    first = None
-    for line in lines:
-        first = decode(line)
-        if first is not None:
-            break
-    return first, last, len(lines) - bad, bad
 
 
 def _read_json_object(path: Path) -> dict[str, Any] | None:
@@ -340,7 +297,7 @@ def _flatten(config: Mapping[str, Any], prefix: str = "config/") -> dict[str, An
 
 def _seed_rows(trial_dir: Path, last: Mapping[str, Any]) -> dict[str, list[str]] | None:
     """seeds.csv as columns of strings; the final report's ``per_seed`` when the CSV is missing."""
-    path = trial_dir / "seeds.csv"
+    path = trial_dir / SEEDS_FILE
     try:
         with path.open(newline="", encoding="utf-8") as f:
             reader = csv.reader(f)
@@ -382,17 +339,17 @@ def _utc(seconds: Any) -> pd.Timestamp | None:
 
 def _read_trial(trial_dir: Path, study: str, record: Mapping[str, Any]) -> tuple[dict[str, Any], Any, list[str]]:
     notes: list[str] = []
-    params = _read_json_object(trial_dir / "params.json")
-    first, last, reports, bad = _json_lines(trial_dir / "result.json")
+    params = _read_json_object(trial_dir / PARAMS_FILE)
+    first, last, reports, bad = read_json_lines(trial_dir / RESULT_FILE)
     if bad:
         notes.append(f"{trial_dir.name}/result.json: {bad} unreadable line(s) skipped")
     if params is None:
         params = dict(last.get("config") or {}) if last else {}
-        if (trial_dir / "params.json").exists():
+        if (trial_dir / PARAMS_FILE).exists():
             notes.append(f"{trial_dir.name}/params.json is unreadable; config taken from result.json")
     last = last or {}
-    error = _last_line(trial_dir / "error.txt") if (trial_dir / "error.txt").exists() else None
-    state = "done" if last.get("final") is True else "failed" if error else "running" if last else "pending"
+    error = _last_line(trial_dir / ERROR_FILE) if (trial_dir / ERROR_FILE).exists() else None
+    state = trial_state(last, failed=error is not None)
 
     match = _TRIAL_NAME.match(trial_dir.name)
     trial_id = str(last.get("trial_id") or (match.group(1) if match else trial_dir.name))
@@ -467,18 +424,6 @@ def _described_reference(record: Mapping[str, Any]) -> dict[str, Any] | None:
     return out or None
 
 
-def _default_reference(record: Mapping[str, Any], experiment: Experiment) -> dict[str, Any] | None:
-    """The experiment's default space's reference point, for a search that used it (``space_file`` null)."""
-    if record.get("space_file") is not None:
-        return None
-    try:
-        from tune.space import SearchSpace
-
-        return dict(SearchSpace.for_experiment(experiment).reference_params())
-    except Exception:  # the derived space unreadable: no hand trial rather than no analysis
-        return None
-
-
 def _matching(params: list[dict[str, Any]], reference: Mapping[str, Any] | None) -> list[bool]:
     if reference is None:
         return [False] * len(params)
@@ -493,8 +438,7 @@ def _mark_hand(
 
     Sweeps: every scale multiplier is 1 (or there is none). Searches: the parameters equal the
     space's reference point as study.json describes it; failing that, Optuna's trial 0 (tune always
-    enqueues the reference point first); failing that, the reference point of the space ``tune``
-    derives from the experiment's dopesheet.
+    enqueues the reference point first). Both are read from the record, never rebuilt from code.
     """
     if record.get("kind") == "sweep":
         hand = []
@@ -508,8 +452,6 @@ def _mark_hand(
     found = _matching(params, _described_reference(record))
     if not any(found):
         found = (trials["optuna_number"] == 0).fillna(False).astype(bool).tolist()
-    if not any(found):
-        found = _matching(params, _default_reference(record, experiment))
     return pd.Series(found, index=trials.index, dtype=bool)
 
 
@@ -517,7 +459,7 @@ def _mark_hand(
 
 
 def _read_optuna(directory: Path, record: Mapping[str, Any]) -> tuple[pd.DataFrame | None, str | None]:
-    path = directory / "optuna.journal"
+    path = directory / JOURNAL_FILE
     if not path.is_file():
         return None, (
             "no optuna.journal: trial states from Ray's files only" if record.get("kind") == "search" else None
@@ -614,13 +556,13 @@ def load_study(directory: str | Path, /) -> Study:
             records a malformed experiment.
     """
     path = Path(directory).expanduser().resolve()
-    record = _read_record(path)
-    experiment = _read_experiment(path / "study.json", record)
+    record = read_study_record(path)
+    experiment = _read_experiment(path / STUDY_FILE, record)
     study = str(record.get("name") or path.name)
     notes: list[str] = []
     loaded = []
     for trial_dir in sorted(path.iterdir()):
-        if trial_dir.is_dir() and ((trial_dir / "params.json").is_file() or (trial_dir / "result.json").is_file()):
+        if trial_dir.is_dir() and ((trial_dir / PARAMS_FILE).is_file() or (trial_dir / RESULT_FILE).is_file()):
             row, seed_cols, trial_notes = _read_trial(trial_dir, study, record)
             notes += trial_notes
             loaded.append((row, seed_cols))

@@ -18,7 +18,7 @@ import time
 import numpy as np
 import torch
 
-from excolor.config import ex_2_9_1
+from excolor.experiments import ex_2_9_1
 from excolor.train import PopulationTrainer
 
 BANDS = {  # statistic: (low, high) acceptance band over 1000 seeds

@@ -22,9 +22,10 @@ from dataclasses import dataclass
 
 import torch
 
-from excolor.config import Experiment, ex_2_9_1
+from excolor.config import Experiment
 from excolor.devices import DEVICES_HELP, resolve_device, training_flops
 from excolor.dopesheet import reference_dopesheet
+from excolor.experiments import ex_2_9_1
 from excolor.train import PopulationTrainer
 
 GPU_SIZES = "1000,8000,64000"

@@ -20,8 +20,8 @@ import time
 
 import numpy as np
 
-from excolor.config import ex_2_9_1
 from excolor.evaluate import population_correlations
+from excolor.experiments import ex_2_9_1
 from excolor.train import PopulationTrainer
 
 

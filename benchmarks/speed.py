@@ -17,8 +17,8 @@ import time
 
 import torch
 
-from excolor.config import ex_2_9_1
 from excolor.dopesheet import reference_dopesheet
+from excolor.experiments import ex_2_9_1
 from excolor.plain import train_plain
 from excolor.train import PopulationTrainer
 

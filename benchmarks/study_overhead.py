@@ -28,7 +28,7 @@ from pathlib import Path
 def _direct_worker(groups: list[list[int]]) -> float:
     import torch
 
-    from excolor.config import ex_2_9_1
+    from excolor.experiments import ex_2_9_1
     from excolor.train import PopulationTrainer
 
     torch.set_num_threads(1)

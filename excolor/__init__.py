@@ -8,8 +8,8 @@ The package is the science: torch and numpy only, nothing of Ray, Optuna or W&B.
 - ``model``         the clamped-and-normalised MLP, and the legacy ColorMLP
 - ``population``    S models stacked in one flat buffer, hand-written forward/backward
 - ``regularizers``  the seven loss terms with label and layer affinities
-- ``config``        the typed experiment description; the Ex 2.9.1 preset in Python
-- ``experiments``   experiment files (YAML) and the shipped presets (Ex 2.9.1, 2.10.1, 2.8, 2.4, 2.1)
+- ``config``        the typed experiment description (``Experiment``, ``ModelConfig``, ``Evaluation``)
+- ``experiments``   experiment files (YAML) and the shipped presets (Ex 2.9.1, 2.10.1, 2.8, 2.4, 2.1), ``ex_2_9_1()``
 - ``devices``       --device resolution (cpu, cuda, auto) and the FLOP count of one training
 - ``train``         the population trainer (the single-model API is its S = 1 case)
 - ``surgery``       ablate / prune a latent dimension
@@ -18,9 +18,9 @@ The package is the science: torch and numpy only, nothing of Ray, Optuna or W&B.
 - ``plain``         a plain autograd loop: test oracle and speed baseline
 """
 
-from excolor.config import Experiment, ModelConfig, ex_2_9_1
+from excolor.config import Experiment, ModelConfig
 from excolor.dopesheet import Dopesheet, DopesheetError, reference_dopesheet
-from excolor.experiments import ExperimentError, load_experiment, preset
+from excolor.experiments import ExperimentError, ex_2_9_1, load_experiment, preset
 from excolor.model import CNColorMLP, ColorMLP, build_model
 from excolor.population import Population
 from excolor.train import PopulationTrainer, TrainResult, train

@@ -1,4 +1,4 @@
-"""One typed, validated description of an experiment (architecture.md ``config``).
+"""One typed, validated description of an experiment (architecture.md ``config``); its file format is ``experiments``.
 
 An ``Experiment`` fixes everything a population shares: model shape, data, regularizer set,
 schedule, evaluation. Seeds, and optionally per-model dopesheets, vary inside a population.
@@ -11,9 +11,9 @@ from typing import Any
 
 from excolor.colors import RED_HSV, hsv_to_rgb
 from excolor.data import TrainingData
-from excolor.dopesheet import Dopesheet, reference_dopesheet
+from excolor.dopesheet import Dopesheet
 from excolor.model import MODEL_KINDS
-from excolor.regularizers import AngularAnchor, AntiAnchor, AxisAlignedSubspace, RegularizerConfig, Separate
+from excolor.regularizers import RegularizerConfig
 
 __all__ = [
     "INTERVENTIONS",
@@ -22,8 +22,6 @@ __all__ = [
     "Experiment",
     "ModelConfig",
     "TrainingData",
-    "ex_2_9_1",
-    "ex_2_9_1_regularizers",
 ]
 
 STREAMS = ("hash", "original")
@@ -188,36 +186,3 @@ class Experiment:
     def with_model(self, **changes: Any) -> Experiment:
         """The same experiment with model fields changed, e.g. ``with_model(k_codec=10)``."""
         return replace(self, model=replace(self.model, **changes))
-
-    def describe(self) -> dict[str, Any]:
-        """The resolved experiment as plain data, in the experiment-file schema (saved beside results;
-        ``excolor.experiments.from_dict`` reads it back)."""
-        from excolor.experiments import to_dict
-
-        return to_dict(self)
-
-
-def ex_2_9_1_regularizers(k_bottleneck: int = 5) -> tuple[RegularizerConfig, ...]:
-    """[separate, anchor, anti-anchor, anti-subspace] on the unit latent (§4.5)."""
-    e0 = [1.0] + [0.0] * (k_bottleneck - 1)
-    neg_e0 = [-1.0] + [0.0] * (k_bottleneck - 1)
-    both = frozenset({"train", "validate"})
-    return (
-        RegularizerConfig("separate", Separate(power=100.0, shift=True)),
-        RegularizerConfig("anchor", AngularAnchor(e0), label_affinities={"red": 1.0}, phases=both),
-        RegularizerConfig("anti-anchor", AntiAnchor(neg_e0, hemi=True), phases=both),
-        RegularizerConfig("anti-subspace", AxisAlignedSubspace((0,), invert=True)),
-    )
-
-
-def ex_2_9_1(*, hidden: int = 16, dopesheet: Dopesheet | None = None, stream: str = "hash") -> Experiment:
-    """Experiment 2.9.1: ablate red (only), 5-D latent, N = 2 (H = 16 as in the 60-seed reference)."""
-    return Experiment(
-        name="ex-2.9.1",
-        dopesheet=dopesheet if dopesheet is not None else reference_dopesheet(),
-        regularizers=ex_2_9_1_regularizers(5),
-        model=ModelConfig(k_bottleneck=5, k_codec=hidden, n_nonlinear=2),
-        stream=stream,
-        description="red on axis 0 of a 5-D unit latent; anchor, anti-anchor, anti-subspace (the default)",
-        evaluation=Evaluation(interventions=("suppression",)),
-    )

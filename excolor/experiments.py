@@ -33,7 +33,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -65,6 +65,7 @@ __all__ = [
     "PRESETS",
     "REGULARIZER_KINDS",
     "ExperimentError",
+    "ex_2_9_1",
     "from_dict",
     "load_experiment",
     "parse_experiment",
@@ -103,8 +104,8 @@ REGULARIZER_KINDS: dict[str, _Kind] = {
 }
 """Regularizer kinds an experiment file may name (§4.2), with their options."""
 
-_TOP_KEYS = ("format", "name", "description", "seeds", "model", "data", "regularizers", "dopesheet", "evaluation")
-_TOP_KEYS += ("stream",)
+_TOP_KEYS: tuple[str, ...] = ("format", "name", "description", "seeds", "model", "data", "regularizers")
+_TOP_KEYS += ("dopesheet", "evaluation", "stream")
 _MODEL_KEYS = ("kind", "k_bottleneck", "k_codec", "n_nonlinear")
 _DATA_KEYS = ("colors", "subdivisions", "hsv_shape", "sampler", "batch_size", "validation_grid", "labels")
 _LABEL_KEYS = ("attribute", "power", "scale")
@@ -149,6 +150,22 @@ def preset(name: str = DEFAULT_EXPERIMENT) -> Experiment:
         raise ExperimentError(f"unknown preset; the presets are {listing(PRESETS)}", source=repr(name))
     text_ = _preset_path(name).read_text(encoding="utf-8")
     return parse_experiment(text_, source=f"preset {name}", root=None)
+
+
+def ex_2_9_1(*, hidden: int = 16, dopesheet: Dopesheet | None = None, stream: str = "hash") -> Experiment:
+    """Experiment 2.9.1 (the shipped preset): red on axis 0 of a 5-D unit latent, N = 2, H = 16 by default.
+
+    Args:
+        hidden: the hidden width (16 as in the 60-seed reference, 10 as in the 100-seed one; §2.4).
+        dopesheet: a schedule replacing the reference one.
+        stream: the batch/label stream (§14.1).
+    """
+    experiment = preset("ex-2.9.1")
+    if dopesheet is not None:
+        experiment = experiment.with_dopesheet(dopesheet)
+    if stream != experiment.stream:
+        experiment = replace(experiment, stream=stream)
+    return experiment.with_model(k_codec=hidden) if hidden != experiment.model.k_codec else experiment
 
 
 def preset_summaries() -> list[tuple[str, str]]:

@@ -76,7 +76,7 @@ def _schedule_table(
     length = dopesheets[0].length
     steps = np.arange(length - 1)  # batch b reads min(b, L - 2)
     slot: dict[int, int] = {}
-    tables = []
+    tables: list[np.ndarray] = []
     for ds in dopesheets:
         if id(ds) in slot:
             continue

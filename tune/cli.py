@@ -1,14 +1,6 @@
-"""The ``excolor`` command line.
+"""The ``excolor`` command line: argparse only, so ``excolor --help`` answers in a few hundredths of a second.
 
-    excolor train  --seeds 0-59 --hidden 16 --out runs/ex-2.9.1
-    excolor train  --experiment ex-2.8 --seeds 0-15 --out runs/ex-2.8
-    excolor sweep  --name weights --scale anchor=0.5,1,2 --seeds 0-59 --seeds-per-trial 20
-    excolor search --name demo --trials 12 --seeds 0-7
-    excolor experiments            # the shipped experiments; `excolor experiments ex-2.8` prints one
-    excolor status runs/demo
-    excolor report runs/demo
-
-Each subcommand parses and validates its arguments, then calls the library; a user mistake
+Each subcommand's body is in ``tune.commands`` (imported once the arguments parse); a user mistake
 (bad seed range, malformed dopesheet, unusable output directory) prints one line on stderr and
 exits with status 2, never a traceback.
 """
@@ -16,61 +8,60 @@ exits with status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from tune.arguments import positive_int
 from tune.errors import UsageError
 
-__all__ = ["main", "parse_seeds"]
+__all__ = ["main"]
 
 EXIT_USAGE = 2
+_EPILOG = """examples:
+  excolor train  --seeds 0-59 --out runs/ex-2.9.1                 train 60 seeds of Ex 2.9.1, one population
+  excolor search --name demo --trials 12 --seeds 0-7               search schedules (Optuna, embedded Ray)
+  excolor sweep  --name weights --scale anchor=0.5,1,2 --seeds 0-59 --seeds-per-trial 20
+  excolor status runs/demo                                         trials by state and the Pareto front
+  excolor report --name demo                                       report.html/.md/.tex in runs/demo/report
+  excolor experiments ex-2.8 > mine.yaml                           start an experiment file of your own
+
+A mistake in the command line or an input file prints one line and exits with status 2.
+Run `excolor COMMAND --help` for a command's flags."""
 
 
-def parse_seeds(text: str) -> list[int]:
-    """'0-59', '3', '0,4,8', '0-9,20-29' -> sorted unique seeds.
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Every flag's default shown (unless it has none or its help already says it); examples kept as written."""
 
-    >>> parse_seeds("0-2,7")
-    [0, 1, 2, 7]
-    """
-    seeds: set[int] = set()
-    for part in text.split(","):
-        part = part.strip()
-        lo, sep, hi = part.partition("-")
-        try:
-            a = int(lo)
-            b = int(hi) if sep else a
-        except ValueError:
-            raise UsageError(f"--seeds: expected N, N-M or a comma-separated list of those, got {text!r}") from None
-        if a < 0 or b < a or b > 2**32 - 1:
-            raise UsageError(f"--seeds: {part!r} is not a range of seeds in 0..4294967295 with start <= end")
-        if b - a >= 10_000_000:
-            raise UsageError(f"--seeds: {part!r} is too many seeds")
-        seeds.update(range(a, b + 1))
-    return sorted(seeds)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        help_ = action.help or ""
+        default = action.default
+        if "default" in help_ or default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+            return help_
+        return f"{help_} (default: {default})"
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="excolor", description=__doc__.split("\n")[1].strip() if __doc__ else None)
+    parser = argparse.ArgumentParser(
+        prog="excolor",
+        description="Hyperparameter studies of concept-isolating colour autoencoders: train populations of "
+        "models, sweep and search their regularization schedules on Ray Tune + Optuna, and read Pareto "
+        "fronts and reports from the study directories.",
+        epilog=_EPILOG,
+        formatter_class=_HelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"excolor {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("train", help="train one model per seed (as one population) and score them")
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=text, description=text, formatter_class=_HelpFormatter)
+
+    p = command("train", "train one model per seed (as one population) and score them")
     _experiment_flags(p)
     p.add_argument("--dopesheet", type=Path, help="schedule CSV (default: the experiment's)")
     p.add_argument("--seeds", help="seeds, e.g. 0-59 or 0,4,8 (default: the experiment's, 0-59 for the presets)")
-    p.add_argument("--hidden", type=_positive_int, help="hidden width H (default: the experiment's, 16)")
-    p.add_argument("--steps", type=_positive_int, help="stretch or compress the schedule to N steps")
+    p.add_argument("--hidden", type=positive_int, help="hidden width H (default: the experiment's, 16)")
+    p.add_argument("--steps", type=positive_int, help="stretch or compress the schedule to N steps")
     p.add_argument(
         "--stream",
         choices=["hash", "original"],
@@ -78,24 +69,24 @@ def _build_parser() -> argparse.ArgumentParser:
         "for per-seed comparison with them)",
     )
     _device_flags(p, study=False)
-    p.add_argument("--out", type=Path, default=Path("runs/train"), help="output directory (default: runs/train)")
+    p.add_argument("--out", type=Path, default=Path("runs/train"), help="output directory")
     p.add_argument("--force", action="store_true", help="overwrite results already in --out")
     p.add_argument(
         "--population",
-        type=_positive_int,
+        type=positive_int,
         help="models trained at once (default: 256 on the CPU; on a GPU as many as fit in half its free memory)",
     )
-    p.add_argument("--threads", type=_positive_int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     for kind, text in (
         ("sweep", "grid over regularizer-weight multipliers x seed groups, one Ray Tune trial each"),
         ("search", "multi-objective Optuna search of the schedule (keyframe values and times)"),
     ):
-        q = sub.add_parser(kind, help=text)
+        q = command(kind, text)
         q.add_argument("--name", required=True, help="study name; the study lives in STORAGE/NAME")
         _experiment_flags(q)
-        q.add_argument("--storage", default="runs", help="directory holding studies (default: ./runs, made absolute)")
+        q.add_argument("--storage", default="runs", help="directory holding studies (made absolute)")
         q.add_argument(
             "--seeds",
             help="seeds, e.g. 0-59 (default: "
@@ -103,29 +94,29 @@ def _build_parser() -> argparse.ArgumentParser:
         )
         q.add_argument(
             "--seeds-per-trial",
-            type=_positive_int,
+            type=positive_int,
             help="seeds trained together in one trial (default: all of --seeds)",
         )
-        q.add_argument("--hidden", type=_positive_int, help="hidden width H (default: the experiment's, 16)")
-        q.add_argument("--steps", type=_positive_int, help="stretch or compress the schedule to N steps")
-        q.add_argument("--stream", choices=["hash", "original"], help="batch/label stream (default: hash)")
+        q.add_argument("--hidden", type=positive_int, help="hidden width H (default: the experiment's, 16)")
+        q.add_argument("--steps", type=positive_int, help="stretch or compress the schedule to N steps")
+        q.add_argument("--stream", choices=["hash", "original"], help="batch/label stream (default: the experiment's)")
         _device_flags(q, study=True)
         q.add_argument(
             "--wandb",
             choices=["offline", "online", "disabled"],
             default="offline",
-            help="W&B logging per trial (default: offline; 'online' needs WANDB_API_KEY)",
+            help="W&B logging per trial ('online' needs WANDB_API_KEY)",
         )
         q.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else an embedded local Ray)")
-        q.add_argument("--cpus-per-trial", type=_positive_int, default=1, help="CPUs (and torch threads) per trial")
-        q.add_argument("--max-concurrent", type=_positive_int, help="trials running at once (default: as many as fit)")
+        q.add_argument("--cpus-per-trial", type=positive_int, default=1, help="CPUs (and torch threads) per trial")
+        q.add_argument("--max-concurrent", type=positive_int, help="trials running at once (default: as many as fit)")
         q.add_argument("--max-failures", type=int, default=2, help="retries of a failed trial from its checkpoint")
         q.add_argument(
             "--checkpoint-every",
             type=float,
             default=10.0,
             metavar="SECONDS",
-            help="checkpoint a trial's population at most this often (default: 10; always at the end)",
+            help="checkpoint a trial's population at most this often (always at the end)",
         )
         if kind == "sweep":
             q.add_argument(
@@ -136,7 +127,7 @@ def _build_parser() -> argparse.ArgumentParser:
                 help="multipliers of a regularizer's (or lr's) schedule values; repeat per name",
             )
         else:
-            q.add_argument("--trials", type=_positive_int, default=12, help="number of trials (default: 12)")
+            q.add_argument("--trials", type=positive_int, default=12, help="number of trials")
             q.add_argument(
                 "--space",
                 type=Path,
@@ -150,21 +141,31 @@ def _build_parser() -> argparse.ArgumentParser:
                 help="objectives (default: score and recon); repeat for more: score, recon, score-q10, or a "
                 "validating regularizer of the experiment (e.g. anchor, anti-anchor for ex-2.9.1)",
             )
-            q.add_argument("--sampler", choices=["tpe", "nsga2", "gp", "random"], default="tpe")
-            q.add_argument("--sampler-seed", type=int, default=0)
+            q.add_argument("--sampler", choices=["tpe", "nsga2", "gp", "random"], default="tpe", help="Optuna sampler")
+            q.add_argument("--sampler-seed", type=int, default=0, help="seed of the Optuna sampler")
 
-    cl = sub.add_parser("cluster", help="a multi-node Ray cluster on this machine (ray start), for trying --address")
+    cl = command("cluster", "a multi-node Ray cluster on this machine (ray start), for trying --address")
     cl_sub = cl.add_subparsers(dest="action", required=True, metavar="ACTION")
-    up = cl_sub.add_parser("up", help="start a head node and N worker nodes")
-    up.add_argument("--workers", type=_positive_int, default=2)
-    up.add_argument("--cpus-per-worker", type=_positive_int, default=1)
-    up.add_argument("--object-store-mb", type=_positive_int, default=100)
-    up.add_argument("--port", type=_positive_int, default=6390)
-    down = cl_sub.add_parser("down", help="stop exactly the processes `cluster up` started")
-    down.add_argument("--port", type=_positive_int, default=6390)
+    up = cl_sub.add_parser(
+        "up",
+        help="start a head node and N worker nodes",
+        description="start a head node and N worker nodes",
+        formatter_class=_HelpFormatter,
+    )
+    up.add_argument("--workers", type=positive_int, default=2, help="worker nodes (each a `ray start` process group)")
+    up.add_argument("--cpus-per-worker", type=positive_int, default=1, help="CPUs each worker node offers to trials")
+    up.add_argument("--object-store-mb", type=positive_int, default=100, help="object store size per node, in MB")
+    up.add_argument("--port", type=positive_int, default=6390, help="the head node's GCS port (the cluster's address)")
+    down = cl_sub.add_parser(
+        "down",
+        help="stop exactly the processes `cluster up` started",
+        description="stop exactly the processes `cluster up` started",
+        formatter_class=_HelpFormatter,
+    )
+    down.add_argument("--port", type=positive_int, default=6390, help="the head node's port given to `cluster up`")
 
-    pa = sub.add_parser("pareto", help="print a study's Pareto front and write it as CSV")
-    pa.add_argument("study", type=Path, help="study directory (STORAGE/NAME)")
+    pa = command("pareto", "print a study's Pareto front and write it as CSV")
+    _study_flags(pa)
     pa.add_argument(
         "--objective",
         action="append",
@@ -173,16 +174,32 @@ def _build_parser() -> argparse.ArgumentParser:
         "a validating regularizer of the study's experiment (anchor, anti-anchor for ex-2.9.1)",
     )
     pa.add_argument("--out", type=Path, help="CSV path or directory (default: STUDY/report/pareto.csv)")
-    rp = sub.add_parser("report", help="write report.md, a self-contained report.html and best_model_table.tex")
-    rp.add_argument("study", type=Path, help="study directory (STORAGE/NAME)")
+    rp = command("report", "write report.md, a self-contained report.html and best_model_table.tex")
+    _study_flags(rp)
     rp.add_argument("--out", type=Path, help="output directory (default: STUDY/report)")
 
-    st = sub.add_parser("status", help="trials done/running/failed, best score and Pareto front of a study")
-    st.add_argument("study", type=Path, help="study directory (STORAGE/NAME)")
+    st = command("status", "trials done/running/failed, best score and Pareto front of a study")
+    _study_flags(st)
 
-    ex = sub.add_parser("experiments", help="list the shipped experiments, or print one as an editable file")
+    ex = command("experiments", "list the shipped experiments, or print one as an editable file")
     ex.add_argument("experiment", nargs="?", help="a preset name or experiment file: print it resolved, as YAML")
     return parser
+
+
+def _version() -> str:
+    """The installed package's version, without importing torch (excolor.__version__ would)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("excolor")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _study_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("study", nargs="?", type=Path, help="study directory (STORAGE/NAME); or use --name/--storage")
+    p.add_argument("--name", help="the study's name, as given to sweep/search")
+    p.add_argument("--storage", default="runs", help="directory holding studies, with --name")
 
 
 def _experiment_flags(p: argparse.ArgumentParser) -> None:
@@ -197,7 +214,7 @@ def _device_flags(p: argparse.ArgumentParser, *, study: bool) -> None:
     p.add_argument(
         "--device",
         default="cpu",
-        help="where models train: cpu (default), cuda, cuda:N or auto (cuda when available)"
+        help="where models train: cpu, cuda, cuda:N or auto (cuda when available)"
         + ("; resolved on each trial's node" if study else ""),
     )
     if study:
@@ -208,61 +225,22 @@ def _device_flags(p: argparse.ArgumentParser, *, study: bool) -> None:
         )
 
 
-def resolve_device_flags(args: argparse.Namespace, *, study: bool) -> tuple[str, float]:
-    """(device spec, GPUs per trial) from --device/--gpus-per-trial; UsageError for a bad value.
-
-    A study's device is resolved on the trial's node (the driver may have no GPU); here it is only
-    checked for form. ``excolor train`` resolves it at once.
-    """
-    device = str(args.device).strip().lower()
-    if not re.fullmatch(r"cpu|cuda|cuda:\d+|auto", device):
-        raise UsageError(f"--device: expected cpu, cuda, cuda:N or auto, got {args.device!r}")
-    if not study:
-        from excolor.devices import resolve_device
-
-        try:
-            resolve_device(device)
-        except ValueError as err:
-            raise UsageError(f"--device: {err}") from None
-        return device, 0.0
-    gpus = args.gpus_per_trial
-    if gpus is None:
-        gpus = 1.0 if device.startswith("cuda") else 0.0
-    if not 0 <= gpus < float("inf") or (gpus > 1 and gpus != int(gpus)):
-        raise UsageError(f"--gpus-per-trial: expected a fraction in (0, 1] or a whole number, got {gpus}")
-    if gpus and device == "cpu":
-        raise UsageError("--gpus-per-trial needs --device cuda or auto (with --device cpu no trial uses a GPU)")
-    return device, float(gpus)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
     try:
+        from tune import commands
+
         if args.command == "train":
-            return _train(args)
+            return commands.train_command(args)
         if args.command in ("sweep", "search"):
-            from tune.run_study import run_study_command
-
-            return run_study_command(args)
+            return commands.study_command(args)
         if args.command == "cluster":
-            return _cluster(args)
-        if args.command in ("pareto", "report"):
-            from analysis.cli import pareto_command, report_command
-            from analysis.errors import AnalysisError
-
-            try:
-                if args.command == "pareto":
-                    return pareto_command(args.study, args.objective, args.out)
-                return report_command(args.study, args.out)
-            except AnalysisError as err:
-                raise UsageError(str(err)) from None
-        if args.command == "status":
-            from tune.run_study import status_command
-
-            return status_command(args.study)
+            return commands.cluster_command(args)
+        if args.command in ("status", "pareto", "report"):
+            return commands.analysis_command(args.command, commands.study_path(args), args)
         if args.command == "experiments":
-            return _experiments(args.experiment)
+            return commands.experiments_command(args.experiment)
     except UsageError as err:
         print(f"excolor {args.command}: error: {err}", file=sys.stderr)
         return EXIT_USAGE
@@ -274,69 +252,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     parser.error(f"unknown command {args.command}")
     return EXIT_USAGE
-
-
-def _cluster(args: argparse.Namespace) -> int:
-    from tune.local_cluster import cluster_down, cluster_up
-
-    if args.action == "up":
-        info = cluster_up(
-            workers=args.workers,
-            cpus_per_worker=args.cpus_per_worker,
-            port=args.port,
-            object_store_mb=args.object_store_mb,
-        )
-        print(
-            f"local Ray cluster up: head {info.address} (no trial CPUs) + {info.workers} worker nodes x "
-            f"{info.cpus_per_worker} CPU; logs in {info.temp_dir}"
-        )
-        print(
-            f"run studies on it with --address {info.address}; stop it with `excolor cluster down --port {info.port}`"
-        )
-        return 0
-    n = cluster_down(port=args.port)
-    print(
-        f"stopped {n} processes of the local cluster on port {args.port}"
-        if n
-        else f"no local cluster runs on port {args.port}"
-    )
-    return 0
-
-
-def _experiments(spec: str | None) -> int:
-    from excolor.experiments import PRESETS, preset_summaries, to_yaml
-    from tune.run_study import resolve_experiment
-
-    if spec is not None:
-        print(to_yaml(resolve_experiment(spec, what="experiments")), end="")
-        return 0
-    width = max(len(n) for n in PRESETS)
-    for name, description in preset_summaries():
-        print(f"{name:<{width}}  {description}")
-    print("\nrun one with --experiment NAME; `excolor experiments NAME > mine.yaml` starts a file of your own")
-    return 0
-
-
-def _train(args: argparse.Namespace) -> int:
-    from tune.run_study import resolve_experiment
-    from tune.run_train import run_train
-
-    experiment = resolve_experiment(args.experiment)
-    device, _ = resolve_device_flags(args, study=False)
-    return run_train(
-        experiment=experiment,
-        device=device,
-        seeds=parse_seeds(experiment.seeds if args.seeds is None else args.seeds),
-        dopesheet=args.dopesheet,
-        hidden=args.hidden,
-        steps=args.steps,
-        stream=args.stream,
-        out=args.out,
-        force=args.force,
-        population=args.population,
-        threads=args.threads,
-        quiet=args.quiet,
-    )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -8,11 +8,14 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from tune.errors import UsageError, writable_directory
+
+if TYPE_CHECKING:
+    from excolor.config import Experiment
 
 __all__ = ["run_train", "summarize_scores"]
 
@@ -84,53 +87,29 @@ def _top_table(metrics: dict[str, np.ndarray], k: int = 5) -> str:
 
 def run_train(
     *,
-    experiment: Any = None,
+    experiment: Experiment,
     device: str = "cpu",
     seeds: Sequence[int],
-    dopesheet: Path | None,
-    hidden: int | None,
-    steps: int | None,
-    stream: str | None = None,
     out: Path,
     force: bool,
     population: int | None,
     threads: int | None,
     quiet: bool,
 ) -> int:
-    from dataclasses import replace
-
+    """Train ``experiment`` (overrides already applied) on ``seeds`` and write the results to ``out``."""
     import pandas as pd
     import torch
     from tqdm import tqdm
 
     from excolor.devices import resolve_device
-    from excolor.dopesheet import Dopesheet, DopesheetError
-    from excolor.experiments import preset, to_yaml
+    from excolor.experiments import to_dict, to_yaml
     from excolor.train import PopulationTrainer
 
-    base = experiment if experiment is not None else preset()
-    try:
-        sheet = Dopesheet.read(dopesheet) if dopesheet is not None else base.dopesheet
-        if steps is not None:
-            if steps < 2:
-                raise UsageError("--steps must be at least 2")
-            sheet = sheet.stretched(steps)
-        experiment = base.with_dopesheet(sheet)
-    except DopesheetError as err:
-        raise UsageError(str(err)) from None
-    except ValueError as err:  # a valid sheet that does not fit the experiment (an unknown column)
-        raise UsageError(f"--dopesheet {dopesheet}: {err}") from None
-    try:
-        if hidden is not None:
-            experiment = experiment.with_model(k_codec=hidden)
-        if stream is not None:
-            experiment = replace(experiment, stream=stream)
-    except ValueError as err:
-        raise UsageError(f"{experiment.name}: {err}") from None
     torch_device = resolve_device(device)
     if "lr" not in experiment.dopesheet.props:
         print(
-            f"excolor train: warning: {sheet.source} has no 'lr' column; lr stays at 1e-8 (the original's default)",
+            f"excolor train: warning: {experiment.dopesheet.source} has no 'lr' column; lr stays at 1e-8 "
+            "(the original's default)",
             file=sys.stderr,
         )
     out = _prepare_out(out, force)
@@ -165,13 +144,13 @@ def run_train(
 
     model_file = {
         "format": "excolor.models/1",
-        "model": dict(experiment.describe()["model"]),
+        "model": dict(to_dict(experiment)["model"]),
         "seeds": [int(s) for s in seeds],
         "parameters": torch.stack([states[str(s)] for s in seeds]),
     }
     _atomic_write(out / "models.pt", lambda p: torch.save(model_file, p))
     _atomic_write(out / "experiment.yaml", lambda p: Path(p).write_text(to_yaml(experiment)))
-    _atomic_write(out / "experiment.json", lambda p: Path(p).write_text(json.dumps(experiment.describe(), indent=2)))
+    _atomic_write(out / "experiment.json", lambda p: Path(p).write_text(json.dumps(to_dict(experiment), indent=2)))
     _atomic_write(out / "dopesheet.csv", lambda p: Path(p).write_text(experiment.dopesheet.to_csv()))
     _atomic_write(out / "metrics.csv", lambda p: table.to_csv(p, index=False))
 

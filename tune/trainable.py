@@ -21,11 +21,17 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-__all__ = ["DIVERGED_VALUE", "TrialDiverged", "TrialSettings", "aggregate", "train_trial"]
+from analysis.record import DOPESHEET_FILE, EXPERIMENT_FILE, SEEDS_FILE
+
+if TYPE_CHECKING:
+    from excolor.config import Experiment
+    from tune.space import SearchSpace
+
+__all__ = ["DIVERGED_VALUE", "TrialDiverged", "TrialSettings", "aggregate", "train_trial", "trial_experiment"]
 
 DIVERGED_VALUE: dict[str, float] = {
     "score": 0.0,  # no ablation effect at all
@@ -52,12 +58,9 @@ class TrialDiverged(RuntimeError):
 class TrialSettings:
     """What a study fixes for all its trials (the searched/swept values come in ``config``)."""
 
-    experiment: dict[str, Any] | None = None  # excolor.experiments.to_dict; None = the ex-2.9.1 preset
-    hidden: int | None = None  # None: the experiment's
-    steps: int | None = None
-    stream: str | None = None  # None: the experiment's
-    dopesheet_csv: str | None = None  # base schedule (default: the experiment's)
-    space: Any = None  # tune.space.SearchSpace for searches
+    experiment: Experiment  # the study's resolved experiment (--hidden/--stream applied at the edge)
+    steps: int | None = None  # every trial's schedule stretched to this many steps
+    space: SearchSpace | None = None  # searches
     threads: int = 1
     seeds: tuple[int, ...] | None = None  # searches: every trial trains the same seeds
     checkpoint_every_s: float = 10.0  # population checkpoints at most this often (and at the end)
@@ -99,37 +102,24 @@ def aggregate(metrics: Mapping[str, np.ndarray], *, diverged: np.ndarray) -> dic
     return out
 
 
-def _experiment(settings: TrialSettings, config: Mapping[str, Any]) -> Any:
-    """The trial's experiment: the study's, with the searched or swept schedule and overrides."""
-    from dataclasses import replace
-
-    from excolor.dopesheet import Dopesheet
-    from excolor.experiments import from_dict, preset
-
-    base = from_dict(settings.experiment, source="study experiment") if settings.experiment else preset()
-    hidden = settings.hidden
+def trial_experiment(settings: TrialSettings, config: Mapping[str, Any]) -> Experiment:
+    """The trial's experiment: the study's, with the searched or swept schedule and width, stretched."""
+    base = settings.experiment
+    sheet = base.dopesheet
+    hidden = None
     if settings.space is not None:  # a search: the searched parameters define the schedule
         params = {k: v for k, v in config.items() if k in settings.space.distributions()}
-        sheet, searched_hidden = settings.space.apply(params)
-        hidden = searched_hidden or hidden
-    elif settings.dopesheet_csv is not None:
-        sheet = Dopesheet.parse(settings.dopesheet_csv, source="study dopesheet")
-    else:
-        sheet = base.dopesheet
+        sheet, hidden = settings.space.apply(params)
     scales = config.get("scale") or {}
     if scales:  # a sweep: per-regularizer multipliers of the schedule
         sheet = sheet.scaled(dict(scales))
     if settings.steps is not None and settings.steps != sheet.length:
         sheet = sheet.stretched(settings.steps)
-    experiment = base.with_dopesheet(sheet)
-    if hidden is not None:
-        experiment = experiment.with_model(k_codec=int(hidden))
-    if settings.stream is not None:
-        experiment = replace(experiment, stream=settings.stream)
-    return experiment
+    experiment = base.with_dopesheet(sheet) if sheet is not base.dopesheet else base
+    return experiment.with_model(k_codec=int(hidden)) if hidden is not None else experiment
 
 
-def train_trial(config: dict[str, Any], settings: TrialSettings = TrialSettings()) -> None:
+def train_trial(config: dict[str, Any], settings: TrialSettings) -> None:
     """Tune function trainable (use ``tune.with_parameters(train_trial, settings=...)``)."""
     import torch
     from ray import tune
@@ -139,7 +129,7 @@ def train_trial(config: dict[str, Any], settings: TrialSettings = TrialSettings(
 
     torch.set_num_threads(max(1, settings.threads))
     seeds = [int(s) for s in config.get("seeds", settings.seeds or ())]
-    experiment = _experiment(settings, config)
+    experiment = trial_experiment(settings, config)
     trainer = PopulationTrainer(experiment, seeds, device=resolve_device(settings.device))
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
@@ -148,8 +138,8 @@ def train_trial(config: dict[str, Any], settings: TrialSettings = TrialSettings(
     trial_dir = Path(tune.get_context().get_trial_dir())
     from excolor.experiments import to_yaml
 
-    (trial_dir / "dopesheet.csv").write_text(experiment.dopesheet.to_csv())
-    (trial_dir / "experiment.yaml").write_text(to_yaml(experiment))  # the trial's resolved experiment
+    (trial_dir / DOPESHEET_FILE).write_text(experiment.dopesheet.to_csv())
+    (trial_dir / EXPERIMENT_FILE).write_text(to_yaml(experiment))  # the trial's resolved experiment
 
     last_checkpoint = [time.monotonic()]
 
@@ -184,7 +174,7 @@ def train_trial(config: dict[str, Any], settings: TrialSettings = TrialSettings(
         raise TrialDiverged(_diverged_reason(trainer, seeds))
     import pandas as pd
 
-    pd.DataFrame(final).to_csv(trial_dir / "seeds.csv", index=False)
+    pd.DataFrame(final).to_csv(trial_dir / SEEDS_FILE, index=False)
     keys = ["seed", "score", "ablated_r", "val_recon"] + [
         f"val_{r.name}" for r in experiment.regularizers if r.validates
     ]

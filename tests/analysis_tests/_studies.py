@@ -235,12 +235,12 @@ def _write_journal(study: Path, name: str, trials: list[FakeTrial], objectives: 
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
-    from tune.study import OBJECTIVES
+    from analysis.objectives import objective
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = JournalStorage(JournalFileBackend(str(study / "optuna.journal")))
     directions = [
-        optuna.study.StudyDirection.MAXIMIZE if OBJECTIVES[o] == "max" else optuna.study.StudyDirection.MINIMIZE
+        optuna.study.StudyDirection.MAXIMIZE if objective(o).maximise else optuna.study.StudyDirection.MINIMIZE
         for o in objectives
     ]
     opt = optuna.create_study(study_name=name, storage=storage, directions=directions)

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 import torch
 
-from tune.cli import main, parse_seeds
+from tune.arguments import parse_seeds
+from tune.cli import main
 
 
 def test_parse_seeds() -> None:

@@ -20,10 +20,11 @@ import numpy as np
 import pytest
 import torch
 
-from excolor.config import Experiment, ex_2_9_1
+from excolor.config import Experiment
 from excolor.data import HashSampler
 from excolor.devices import resolve_device
 from excolor.dopesheet import reference_dopesheet
+from excolor.experiments import ex_2_9_1
 from excolor.train import PopulationTrainer, train
 
 pytestmark = pytest.mark.skipif(

@@ -20,13 +20,14 @@ import pytest
 import torch
 
 from excolor.colors import hsv_to_rgb
-from excolor.config import INTERVENTIONS, ex_2_9_1
+from excolor.config import INTERVENTIONS
 from excolor.data import LABEL_ATTRIBUTES, HashSampler, LabelRule, TrainingData
 from excolor.dopesheet import Dopesheet, reference_dopesheet
 from excolor.experiments import (
     PRESETS,
     REGULARIZER_KINDS,
     ExperimentError,
+    ex_2_9_1,
     from_dict,
     load_experiment,
     parse_experiment,
@@ -125,11 +126,31 @@ def test_to_yaml_round_trip(name: str, tmp_path: Path) -> None:
     assert again.dopesheet == e.dopesheet  # the inline dopesheet is exact
 
 
-def test_default_preset_equals_ex_2_9_1() -> None:
-    """The YAML preset and the Python constructor describe the same experiment."""
+def test_default_preset_is_the_science_of_ex_2_9_1() -> None:
+    """The shipped preset holds §4.5's terms, §2's model and the reference schedule; ex_2_9_1() is that preset."""
+    from excolor.config import Experiment, ModelConfig
+    from excolor.regularizers import AngularAnchor, AntiAnchor, AxisAlignedSubspace, RegularizerConfig, Separate
+
     e = preset("ex-2.9.1")
-    assert to_dict(e) == to_dict(ex_2_9_1())
+    both = frozenset({"train", "validate"})
+    regularizers = (
+        RegularizerConfig("separate", Separate(power=100.0, shift=True)),
+        RegularizerConfig("anchor", AngularAnchor([1.0, 0, 0, 0, 0]), label_affinities={"red": 1.0}, phases=both),
+        RegularizerConfig("anti-anchor", AntiAnchor([-1.0, 0, 0, 0, 0], hemi=True), phases=both),
+        RegularizerConfig("anti-subspace", AxisAlignedSubspace((0,), invert=True)),
+    )
+    science = Experiment(
+        name="ex-2.9.1",
+        dopesheet=reference_dopesheet(),
+        regularizers=regularizers,
+        model=ModelConfig(k_bottleneck=5, k_codec=16, n_nonlinear=2),
+        description=e.description,
+        evaluation=e.evaluation,
+    )
+    assert to_dict(e) == to_dict(science)
     assert e.dopesheet == reference_dopesheet()
+    assert e.evaluation.interventions == ("suppression",) and e.stream == "hash"
+    assert to_dict(ex_2_9_1(hidden=10)) == to_dict(e.with_model(k_codec=10))
 
 
 # The step each dopesheet row resolves to (science.md §5.3, §5.4), placeholder rows included.

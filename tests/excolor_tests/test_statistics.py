@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from excolor.config import ex_2_9_1
+from excolor.experiments import ex_2_9_1
 from excolor.train import train
 
 

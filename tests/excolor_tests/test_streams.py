@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from excolor.config import ex_2_9_1
 from excolor.data import OriginalStream, make_stream, training_colors
 from excolor.dopesheet import reference_dopesheet
+from excolor.experiments import ex_2_9_1
 from excolor.plain import train_plain
 from excolor.train import PopulationTrainer, train
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from excolor.config import ex_2_9_1
 from excolor.dopesheet import Dopesheet, reference_dopesheet
+from excolor.experiments import ex_2_9_1
 from excolor.plain import train_plain
 from excolor.train import PopulationTrainer, train
 

@@ -84,7 +84,9 @@ def test_lost_node_trial_resumes_from_checkpoint_and_trials_spread(tmp_path: Pat
     import ray
     from ray.cluster_utils import Cluster
 
-    from tune.study import StudySpec, run_study
+    from excolor.experiments import preset
+    from tune.runner import run_study
+    from tune.spec import StudySpec
 
     if ray.is_initialized():
         ray.shutdown()
@@ -107,7 +109,7 @@ def test_lost_node_trial_resumes_from_checkpoint_and_trials_spread(tmp_path: Pat
         study = tmp_path / "nodes"
         box: dict = {}
         thread = threading.Thread(
-            target=lambda: box.setdefault("r", run_study(spec, address=cluster.address, progress=False))
+            target=lambda: box.setdefault("r", run_study(spec, preset(), address=cluster.address, progress=False))
         )
         thread.start()
         # Wait until a trial has checkpointed past its first validation, then remove its node.

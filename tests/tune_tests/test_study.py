@@ -11,10 +11,10 @@ import pytest
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
+from analysis.results import load_study
 from excolor.dopesheet import Dopesheet
 from tune.cli import main
 from tune.space import SearchSpace
-from tune.status import read_status
 
 QUICK = ["--steps", "40", "--wandb", "disabled"]
 
@@ -64,7 +64,7 @@ def test_sweep_end_to_end_and_rerun(ray_session, tmp_path: Path, capsys) -> None
     # Running the same command again finishes nothing twice.
     assert main(args) == 0
     assert len(_trial_dirs(study)) == 4
-    assert read_status(study).count("done") == 4
+    assert load_study(study).counts()["done"] == 4
 
 
 def test_search_end_to_end(ray_session, tmp_path: Path, capsys) -> None:
@@ -125,9 +125,9 @@ def test_diverging_trials_fail_with_reason_and_leave_nothing_running(ray_session
     assert main(args) == 0  # the study completes
     out = capsys.readouterr()
     study = tmp_path / "boom"
-    status = read_status(study)
-    assert status.count("failed") == 2
-    assert all("diverged" in (t.error or "") for t in status.trials)
+    status = load_study(study)
+    assert status.counts()["failed"] == 2
+    assert all("diverged" in (error or "") for error in status.trials["error"])
     assert "all 2 seeds diverged" in out.out
     assert _optuna_states(study, "boom") == {"FAIL": 2}  # none left RUNNING
 
@@ -208,15 +208,15 @@ def test_wandb_offline_logs_locally(ray_session, tmp_path: Path, monkeypatch) ->
 
 def test_trials_orphaned_by_a_killed_driver_are_marked_failed(tmp_path: Path) -> None:
     """A suggestion the killed driver never started stays RUNNING in the journal unless closed."""
-    from tune.study import _fail_orphaned_trials
+    from tune.searcher import fail_orphaned_trials
 
     storage = JournalStorage(JournalFileBackend(str(tmp_path / "optuna.journal")))
     study = optuna.create_study(study_name="o", storage=storage, directions=["maximize", "minimize"])
     done = study.ask()
     study.tell(done, [0.5, 0.1])
     study.ask()  # suggested, never trained
-    assert _fail_orphaned_trials(tmp_path, "o") == 1
+    assert fail_orphaned_trials(tmp_path, "o") == 1
     states = [t.state.name for t in optuna.load_study(study_name="o", storage=storage).get_trials()]
     assert states == ["COMPLETE", "FAIL"]
-    assert _fail_orphaned_trials(tmp_path, "o") == 0
-    assert _fail_orphaned_trials(tmp_path / "none", "o") == 0  # sweeps have no journal
+    assert fail_orphaned_trials(tmp_path, "o") == 0
+    assert fail_orphaned_trials(tmp_path / "none", "o") == 0  # sweeps have no journal

@@ -1,0 +1,150 @@
+"""The study record: what a study directory holds, and the one rule for a trial's state.
+
+``tune`` writes studies through this module and ``analysis`` reads them through it, so the file
+names, the format id and the state rule have one owner. A study directory::
+
+    STORAGE/NAME/
+      study.json            what was asked for (kind, settings, objectives, space, the resolved
+                            experiment) -- written first, checked on every resume
+      optuna.journal        searches: the Optuna study (append-only; optuna-dashboard can watch it)
+      tuner.pkl, experiment_state-*.json, searcher-state-*.pkl   Ray Tune's own state (resume only;
+                            pickles: never opened by analysis)
+      <trial>/              one directory per Ray trial: params.json, result.json (one JSON line per
+                            report), progress.csv, error.txt (if it failed), seeds.csv (per-seed
+                            finals), dopesheet.csv, experiment.yaml, checkpoint_*/population.pt
+
+A trial's state follows one rule (``trial_state``): the last complete line of result.json has
+``"final": true`` -> ``done``; else error.txt exists -> ``failed``; else some line was reported ->
+``running`` (or interrupted); else ``pending``. It looks only at files, so a running, interrupted
+or copied study reads the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from analysis.errors import AnalysisError
+
+__all__ = [
+    "DOPESHEET_FILE",
+    "ERROR_FILE",
+    "EXPERIMENT_FILE",
+    "JOURNAL_FILE",
+    "PARAMS_FILE",
+    "RESULT_FILE",
+    "SEEDS_FILE",
+    "STATES",
+    "STUDY_FILE",
+    "STUDY_FORMAT",
+    "read_json_lines",
+    "read_study_record",
+    "trial_directories",
+    "trial_state",
+    "write_study_record",
+]
+
+STUDY_FILE = "study.json"
+STUDY_FORMAT = "excolor.study/1"
+JOURNAL_FILE = "optuna.journal"
+PARAMS_FILE = "params.json"
+RESULT_FILE = "result.json"
+ERROR_FILE = "error.txt"
+SEEDS_FILE = "seeds.csv"
+DOPESHEET_FILE = "dopesheet.csv"
+EXPERIMENT_FILE = "experiment.yaml"
+STATES = ("done", "running", "failed", "pending")
+KINDS = ("sweep", "search")
+
+
+def trial_state(last: Mapping[str, Any] | None, *, failed: bool) -> str:
+    """The state of a trial from its last report and whether it left an error.txt.
+
+    >>> trial_state({"final": True}, failed=True), trial_state({"step": 150}, failed=False)
+    ('done', 'running')
+    >>> trial_state({"final": "yes"}, failed=True), trial_state(None, failed=False)
+    ('failed', 'pending')
+    """
+    if last and last.get("final") is True:
+        return "done"
+    if failed:
+        return "failed"
+    return "running" if last else "pending"
+
+
+def read_study_record(directory: Path) -> dict[str, Any]:
+    """``study.json`` of ``directory``, checked for form; AnalysisError (one line) otherwise."""
+    if not directory.exists():
+        raise AnalysisError(f"{directory} does not exist")
+    if not directory.is_dir():
+        raise AnalysisError(f"{directory} is not a directory (expected a study directory)")
+    path = directory / STUDY_FILE
+    if not path.is_file():
+        raise AnalysisError(f"{directory} is not an excolor study (no {STUDY_FILE})")
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+        raise AnalysisError(f"{path} is unreadable: {err}") from None
+    if not isinstance(record, dict):
+        raise AnalysisError(f"{path} is not a JSON object (not an excolor study record)")
+    if record.get("format") != STUDY_FORMAT:
+        raise AnalysisError(f"{path} has format {record.get('format')!r}; this excolor reads {STUDY_FORMAT!r}")
+    if record.get("kind") not in KINDS:
+        raise AnalysisError(f"{path} has kind {record.get('kind')!r}; expected 'sweep' or 'search'")
+    return record
+
+
+def write_study_record(directory: Path, record: Mapping[str, Any]) -> None:
+    """Write ``study.json`` atomically (a temporary file renamed): never half a record."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / STUDY_FILE
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{STUDY_FILE}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump({**record, "format": STUDY_FORMAT}, f, indent=2)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_json_lines(path: Path) -> tuple[dict[str, Any] | None, dict[str, Any] | None, int, int]:
+    """(first report, last report, number of reports, unreadable lines) of a result.json.
+
+    Only the first and last complete lines are decoded: a 1,000-trial study loads in well under a
+    second. A line being written when the copy was taken is skipped and counted.
+    """
+    try:
+        lines = [ln for ln in path.read_bytes().splitlines() if ln.strip()]
+    except OSError:
+        return None, None, 0, 0
+
+    def decode(line: bytes) -> dict[str, Any] | None:
+        try:
+            value = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+            return None
+        return value if isinstance(value, dict) else None
+
+    bad = 0
+    last = None
+    for line in reversed(lines):
+        last = decode(line)
+        if last is not None:
+            break
+        bad += 1
+    first = None
+    for line in lines:
+        first = decode(line)
+        if first is not None:
+            break
+    return first, last, len(lines) - bad, bad
+
+
+def trial_directories(directory: Path) -> list[Path]:
+    """The study's trial directories (those with a params.json), sorted by name."""
+    return sorted(p for p in directory.iterdir() if p.is_dir() and (p / PARAMS_FILE).exists())

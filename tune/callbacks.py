@@ -1,0 +1,58 @@
+"""Tune callbacks of a study: a progress line per finished trial, and W&B logging."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TYPE_CHECKING, Any
+
+from analysis.objectives import objective
+
+if TYPE_CHECKING:
+    from tune.spec import StudySpec
+
+__all__ = ["study_callbacks"]
+
+
+def _progress(spec: StudySpec) -> Any:
+    from ray import tune
+
+    total = spec.total_trials()
+    objectives = [objective(name) for name in spec.objectives]
+
+    class _Progress(tune.Callback):  # type: ignore[misc]
+        """One line per finished or failed trial: the study's objectives and the best score so far."""
+
+        def __init__(self) -> None:
+            self.finished = 0
+            self.best = float("-inf")
+
+        def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+            if not result.get("final"):
+                return
+            self.finished += 1
+            score = float(result.get("score_mean", float("nan")))
+            self.best = max(self.best, score)
+            values = "  ".join(f"{o.name} {float(result.get(o.column, float('nan'))):.4g}" for o in objectives)
+            print(
+                f"[{self.finished}/{total}] {trial.trial_id}: {values}  diverged {result.get('diverged_frac', 0):.0%}"
+                f"   best score {self.best:.4g}",
+                file=sys.stderr,
+                flush=True,
+            )
+
+        def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            print(f"[failed] {trial.trial_id}: {trial.error_file or 'see its error.txt'}", file=sys.stderr, flush=True)
+
+    return _Progress()
+
+
+def study_callbacks(spec: StudySpec) -> list[Any]:
+    """Progress lines, and Ray's W&B callback unless ``--wandb disabled``."""
+    callbacks = [_progress(spec)]
+    if spec.wandb == "disabled":
+        return callbacks
+    from ray.air.integrations.wandb import WandbLoggerCallback
+
+    os.environ.setdefault("WANDB_DIR", str(spec.directory))
+    return [*callbacks, WandbLoggerCallback(project="excolor", group=spec.name, mode=spec.wandb, log_config=True)]

@@ -1,0 +1,82 @@
+"""The Optuna side of a search: sampler, the Tune searcher over the journal, and journal repair.
+
+The Optuna journal in the study directory is the record of a search: one Optuna trial per
+configuration, the hand schedule first. optuna-dashboard can watch it while the search runs.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from analysis.objectives import objective
+from analysis.record import JOURNAL_FILE
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from tune.space import SearchSpace
+    from tune.spec import StudySpec
+
+__all__ = ["fail_orphaned_trials", "make_sampler", "make_searcher"]
+
+
+def make_sampler(name: str, seed: int) -> Any:
+    """The Optuna sampler ``name`` ('tpe', 'nsga2', 'gp' or 'random'), seeded."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed)
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+def journal_storage(directory: Path) -> Any:
+    """Optuna's journal storage on the study's ``optuna.journal``."""
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    return JournalStorage(JournalFileBackend(str(directory / JOURNAL_FILE)))
+
+
+def make_searcher(spec: StudySpec, space: SearchSpace) -> Any:
+    """Ray's multi-objective ``OptunaSearch`` over the journal, the hand schedule enqueued first.
+
+    NOTE(excolor): metric and mode lists go on the searcher only; a single metric on TuneConfig
+    would silently make the study single-objective (architecture.md).
+    """
+    from ray.tune.search.optuna import OptunaSearch
+
+    objectives = [objective(name) for name in spec.objectives]
+    return OptunaSearch(
+        space=space.distributions(),
+        metric=[o.column for o in objectives],
+        mode=[o.mode for o in objectives],
+        points_to_evaluate=[space.reference_params()],  # every study is measured against the hand schedule
+        sampler=make_sampler(spec.sampler, spec.sampler_seed),
+        study_name=spec.name,
+        storage=journal_storage(spec.directory),
+    )
+
+
+def fail_orphaned_trials(directory: Path, name: str) -> int:
+    """Mark Optuna trials still RUNNING after the Tune run ended as FAIL; returns how many.
+
+    NOTE(excolor): a driver killed between OptunaSearch's ``ask`` and Tune's next experiment-state
+    snapshot leaves a suggested trial RUNNING in the journal; the restored searcher does not know it,
+    so nothing would ever finish it. Once ``fit`` returns no trial of this study runs, so any RUNNING
+    one is such an orphan (one study is driven by one command at a time).
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    if not (directory / JOURNAL_FILE).exists():
+        return 0
+    study = optuna.load_study(study_name=name, storage=journal_storage(directory))
+    orphans = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    for t in orphans:
+        study.tell(t.number, state=TrialState.FAIL)
+    return len(orphans)

@@ -1,0 +1,83 @@
+"""The Ray session of one command: its environment, connecting or starting Ray, and stopping it cleanly.
+
+Ray reads its environment at import time and trial processes inherit it, so ``prepare_environment``
+runs before Ray is imported. An embedded Ray (no ``--address``) is started by the command and
+stopped with everything it started, W&B's logging actor included.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from pathlib import Path
+
+from tune.errors import UsageError
+
+__all__ = ["init_ray", "prepare_environment", "shutdown_embedded_ray"]
+
+
+def prepare_environment(address: str | None, wandb_mode: str) -> None:
+    """Environment for Ray and W&B, set before Ray is imported (Ray reads it at import time) and
+    inherited by every trial process."""
+    os.environ["WANDB_MODE"] = wandb_mode
+    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    # Checkpoints after every validation make Tune warn about frequent snapshots; they are cheap here.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # Ray's C++ core prints warnings such as "_WandbLoggingActor ... max_restarts" as errors on the
+    # terminal; its full logs stay in /tmp/ray/session_latest/logs. Set it yourself to see them.
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
+    if address and "RAY_AUTH_MODE" not in os.environ and _is_local_excolor_cluster(address):
+        # `excolor cluster up` starts its nodes with token auth; a driver needs token mode too. Ray
+        # reads the token from ~/.ray/auth_token; it is never printed. For other clusters, export the
+        # same RAY_AUTH_MODE as the cluster (Ray's rule).
+        os.environ["RAY_AUTH_MODE"] = "token"
+
+
+def _is_local_excolor_cluster(address: str) -> bool:
+    host, _, port = address.rpartition(":")
+    if host not in ("127.0.0.1", "localhost") or not port.isdigit():
+        return False
+    from tune.local_cluster import STATE_FILE, cluster_temp_dir
+
+    return (cluster_temp_dir(int(port)) / STATE_FILE).exists()
+
+
+def init_ray(address: str | None) -> str | None:
+    """Connect to or start Ray; returns the session directory when this call started an embedded Ray."""
+    import ray
+
+    if ray.is_initialized():
+        return None
+    try:
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    except (ConnectionError, ValueError, RuntimeError) as err:
+        where = f"the Ray cluster at {address!r}" if address else "an embedded Ray"
+        raise UsageError(f"cannot start or reach {where}: {err}") from None
+    if address:
+        return None
+    node = ray._private.worker._global_node
+    return None if node is None else str(node.get_session_dir_path())
+
+
+def shutdown_embedded_ray(session_dir: str) -> None:
+    """Stop the Ray this command started, and any of its processes that outlive it.
+
+    NOTE(excolor): a W&B logging actor (Ray's WandbLoggerCallback) was seen to survive
+    ``ray.shutdown()`` as an orphan, idle for good; a study command must not leave such processes
+    behind, so whatever still runs inside this Ray session's directory is killed.
+    """
+    import ray
+
+    ray.shutdown()
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cwd = os.readlink(proc / "cwd")
+        except OSError:
+            continue
+        if cwd.startswith(session_dir) and int(proc.name) != os.getpid():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(proc.name), signal.SIGKILL)

@@ -1,0 +1,128 @@
+"""What defines a study: ``StudySpec``, saved as its record (``study.json``) and checked on every rerun.
+
+A rerun of the same command resumes the study; a different command under the same name is
+refused with the settings that differ. The record's format and file names belong to
+``analysis.record``; this module decides what a study *is*.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from analysis.errors import AnalysisError
+from analysis.objectives import DEFAULT_OBJECTIVES
+from analysis.record import STUDY_FILE, STUDY_FORMAT, read_study_record, write_study_record
+from tune.errors import UsageError
+
+if TYPE_CHECKING:
+    from excolor.config import Experiment
+
+__all__ = ["SAMPLERS", "StudySpec", "check_existing", "write_record"]
+
+SAMPLERS = ("tpe", "nsga2", "gp", "random")
+"""Optuna samplers a search can use (``--sampler``)."""
+
+# Settings that may change between runs of one study: a resumed study may move to another
+# machine or device, log differently or run more trials at once.
+_MAY_CHANGE = {"space", "wandb", "max_concurrent", "checkpoint_every_s", "device", "gpus_per_trial"}
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """Everything that defines a study; saved as ``study.json`` and checked on resume.
+
+    ``hidden`` and ``stream`` repeat the resolved experiment's values so that records made before
+    experiments were recorded still compare on resume.
+    """
+
+    kind: str  # 'sweep' | 'search'
+    name: str
+    storage: str  # absolute path
+    seeds: tuple[int, ...]
+    seeds_per_trial: int
+    hidden: int | None = None
+    steps: int | None = None  # every trial's schedule stretched to this many steps
+    stream: str | None = None
+    trials: int | None = None  # search
+    objectives: tuple[str, ...] = DEFAULT_OBJECTIVES  # search
+    sampler: str = "tpe"
+    sampler_seed: int = 0
+    scales: tuple[tuple[str, tuple[float, ...]], ...] = ()  # sweep: regularizer -> multipliers
+    space: dict[str, Any] | None = field(default=None, compare=False)  # search: description
+    space_file: str | None = None
+    wandb: str = "offline"
+    cpus_per_trial: int = 1
+    max_concurrent: int | None = None
+    max_failures: int = 2
+    checkpoint_every_s: float = 10.0
+    experiment: dict[str, Any] | None = None  # the resolved experiment (excolor.experiments.to_dict)
+    device: str = "cpu"
+    gpus_per_trial: float = 0.0
+
+    @property
+    def directory(self) -> Path:
+        return Path(self.storage) / self.name
+
+    def record(self) -> dict[str, Any]:
+        return {**asdict(self), "format": STUDY_FORMAT}
+
+    def seed_groups(self) -> list[list[int]]:
+        k = self.seeds_per_trial
+        return [list(self.seeds[i : i + k]) for i in range(0, len(self.seeds), k)]
+
+    def total_trials(self) -> int:
+        """Trials the study asks for: a search's ``trials``; a sweep's grid size x seed groups."""
+        if self.kind == "search":
+            return int(self.trials or 0)
+        n = len(self.seed_groups())
+        for _, values in self.scales:
+            n *= len(values)
+        return n
+
+    def resolved_experiment(self) -> Experiment:
+        """The study's experiment as an object (recorded in study.json; Ex 2.9.1 before experiments)."""
+        from excolor.experiments import from_dict, preset
+
+        return from_dict(self.experiment, source="study.json experiment") if self.experiment else preset()
+
+
+def check_existing(spec: StudySpec) -> bool:
+    """Check that an existing study asks for the same thing; True if the study exists (resume)."""
+    directory = spec.directory
+    if not (directory / STUDY_FILE).exists():
+        if directory.exists() and any(directory.iterdir()):
+            raise UsageError(f"{directory} exists and is not an excolor study (no {STUDY_FILE}); use another --name")
+        return False
+    try:
+        old = read_study_record(directory)
+    except AnalysisError as err:
+        raise UsageError(f"{err}; refusing to touch this directory") from None
+    record = spec.record()
+    if "experiment" not in old:  # a study made before experiment files: it ran the Ex 2.9.1 preset
+        from excolor.experiments import preset, to_dict
+
+        ran = preset().with_model(k_codec=int(old.get("hidden") or 16))
+        old["experiment"] = to_dict(replace(ran, stream=old.get("stream") or "hash"))
+    diffs = [k for k in record if k not in _MAY_CHANGE and json.dumps(old.get(k)) != json.dumps(record[k])]
+    if diffs:
+        shown = ", ".join(_difference(k, old.get(k), record[k]) for k in diffs[:4])
+        raise UsageError(
+            f"{directory} already holds a different study ({shown}); use another --name, or rerun "
+            "the original command to resume it"
+        )
+    return True
+
+
+def _difference(key: str, old: Any, new: Any) -> str:
+    if key == "experiment" and isinstance(old, dict) and isinstance(new, dict):
+        fields = [k for k in new if json.dumps(old.get(k)) != json.dumps(new[k])]
+        return f"experiment: {old.get('name')!r} -> {new.get('name')!r} (differs in {', '.join(fields)})"
+    return f"{key}: {old!r} -> {new!r}"
+
+
+def write_record(spec: StudySpec) -> None:
+    """Write the study's record (``study.json``), the first file of every study."""
+    write_study_record(spec.directory, spec.record())
