@@ -14,7 +14,7 @@ from excolor.dopesheet import (
     reference_dopesheet,
 )
 
-REFERENCE_CSV = Path("/work/shared/experiments/ex-2.9.1-dopesheet.csv")
+REFERENCE_CSV = Path(__file__).resolve().parents[1] / "data" / "ex-2.9.1-dopesheet.csv"
 PROPS = ("lr", "separate", "anchor", "anti-anchor", "anti-subspace")
 REGULARIZERS = ("separate", "anchor", "anti-anchor", "anti-subspace")
 
