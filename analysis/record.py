@@ -7,11 +7,16 @@ names, the format id and the state rule have one owner. A study directory::
       study.json            what was asked for (kind, settings, objectives, space, the resolved
                             experiment) -- written first, checked on every resume
       optuna.journal        searches: the Optuna study (append-only; optuna-dashboard can watch it)
-      tuner.pkl, experiment_state-*.json, searcher-state-*.pkl   Ray Tune's own state (resume only;
-                            pickles: never opened by analysis)
-      <trial>/              one directory per Ray trial: params.json, result.json (one JSON line per
-                            report), progress.csv, error.txt (if it failed), seeds.csv (per-seed
-                            finals), dopesheet.csv, experiment.yaml, checkpoint_*/population.pt
+      trials/0007/          cohort searches (``"layout": "cohort"``): one directory per configuration,
+                            named by its Optuna trial number, whichever Ray trial trained it:
+                            params.json, result.json (one JSON line per validation), seeds.csv
+                            (per-seed finals), dopesheet.csv, experiment.yaml, population.pt (its
+                            trained models), error.txt (if all its seeds diverged)
+      train_*/              one directory per Ray trial (Ray's own: params.json, result.json,
+                            progress.csv, checkpoint_*/); in sweeps and older searches also the
+                            configuration's record, with the same files as above
+      tuner.pkl, experiment_state-*.json, searcher-state-*   Ray Tune's own state (pickles: never
+                            opened by analysis; cohort searches never restore from them)
 
 A trial's state follows one rule (``trial_state``): the last complete line of result.json has
 ``"final": true`` -> ``done``; else error.txt exists -> ``failed``; else some line was reported ->
@@ -31,19 +36,24 @@ from typing import Any
 from analysis.errors import AnalysisError
 
 __all__ = [
+    "COHORT_LAYOUT",
     "DOPESHEET_FILE",
     "ERROR_FILE",
     "EXPERIMENT_FILE",
     "JOURNAL_FILE",
     "PARAMS_FILE",
+    "POPULATION_FILE",
     "RESULT_FILE",
     "SEEDS_FILE",
     "STATES",
     "STUDY_FILE",
     "STUDY_FORMAT",
+    "TRIALS_DIR",
+    "is_cohort_study",
     "read_json_lines",
     "read_study_record",
     "trial_directories",
+    "trial_record_dir",
     "trial_state",
     "write_study_record",
 ]
@@ -57,6 +67,9 @@ ERROR_FILE = "error.txt"
 SEEDS_FILE = "seeds.csv"
 DOPESHEET_FILE = "dopesheet.csv"
 EXPERIMENT_FILE = "experiment.yaml"
+POPULATION_FILE = "population.pt"
+TRIALS_DIR = "trials"
+COHORT_LAYOUT = "cohort"
 STATES = ("done", "running", "failed", "pending")
 KINDS = ("sweep", "search")
 
@@ -143,6 +156,23 @@ def read_json_lines(path: Path) -> tuple[dict[str, Any] | None, dict[str, Any] |
         if first is not None:
             break
     return first, last, len(lines) - bad, bad
+
+
+def is_cohort_study(record: Mapping[str, Any]) -> bool:
+    """A study whose configurations are recorded one per directory in ``trials/`` (cohort searches).
+
+    Older studies (and sweeps) record one configuration per Ray trial directory.
+    """
+    return record.get("layout") == COHORT_LAYOUT
+
+
+def trial_record_dir(directory: Path, number: int) -> Path:
+    """Where configuration ``number`` (its Optuna trial number) of a cohort study is recorded.
+
+    >>> trial_record_dir(Path("runs/demo"), 7).as_posix()
+    'runs/demo/trials/0007'
+    """
+    return directory / TRIALS_DIR / f"{number:04d}"
 
 
 def trial_directories(directory: Path) -> list[Path]:

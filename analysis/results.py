@@ -43,11 +43,14 @@ from analysis.record import (
     EXPERIMENT_FILE,
     JOURNAL_FILE,
     PARAMS_FILE,
+    POPULATION_FILE,
     RESULT_FILE,
     SEEDS_FILE,
     STATES,
     STUDY_FILE,
     STUDY_FORMAT,
+    TRIALS_DIR,
+    is_cohort_study,
     read_json_lines,
     read_study_record,
     trial_state,
@@ -221,7 +224,11 @@ class Study:
         return sheet
 
     def checkpoint(self, trial_id: str) -> Path | None:
-        """The trial's latest ``checkpoint_*/population.pt``, None if it kept none."""
+        """The trial's trained models: its ``population.pt`` (cohort searches) or latest
+        ``checkpoint_*/population.pt``; None if it kept none."""
+        own = self.trial_path(trial_id) / POPULATION_FILE
+        if own.is_file():
+            return own
         best: tuple[int, Path] | None = None
         for d in self.trial_path(trial_id).glob("checkpoint_*"):
             path = d / "population.pt"
@@ -524,6 +531,17 @@ def _join_optuna(trials: pd.DataFrame, params: list[dict[str, Any]], optuna_fram
     trials["optuna_complete"] = pd.to_datetime(pd.Series(completes, index=trials.index, dtype=object))
 
 
+def _join_optuna_by_number(trials: pd.DataFrame, optuna_frame: pd.DataFrame) -> None:
+    """Cohort studies: each configuration's directory is named by its Optuna trial number."""
+    by_number = optuna_frame.set_index("number")
+    numbers = trials["number"].astype(int)
+    known = numbers.isin(by_number.index)
+    trials["optuna_number"] = pd.array([int(n) if k else None for n, k in zip(numbers, known)], dtype="Int64")
+    trials["optuna_state"] = [by_number.at[n, "state"] if k else None for n, k in zip(numbers, known)]
+    completes = [by_number.at[n, "datetime_complete"] if k else None for n, k in zip(numbers, known)]
+    trials["optuna_complete"] = pd.to_datetime(pd.Series(completes, index=trials.index, dtype=object))
+
+
 def _completion_order(trials: pd.DataFrame) -> pd.Series:
     """0, 1, ... over done trials in the order they finished; NaN for the others.
 
@@ -561,9 +579,17 @@ def load_study(directory: str | Path, /) -> Study:
     study = str(record.get("name") or path.name)
     notes: list[str] = []
     loaded = []
-    for trial_dir in sorted(path.iterdir()):
+    cohort = is_cohort_study(record)
+    records = path / TRIALS_DIR if cohort else path  # one directory per configuration
+    for trial_dir in sorted(records.iterdir()) if records.is_dir() else []:
+        if cohort and not trial_dir.name.isdigit():
+            continue
         if trial_dir.is_dir() and ((trial_dir / PARAMS_FILE).is_file() or (trial_dir / RESULT_FILE).is_file()):
             row, seed_cols, trial_notes = _read_trial(trial_dir, study, record)
+            if cohort:  # named by its Optuna trial number
+                row["number"] = int(trial_dir.name)
+                row["directory"] = f"{TRIALS_DIR}/{trial_dir.name}"
+                row["trial_id"] = trial_dir.name
             notes += trial_notes
             loaded.append((row, seed_cols))
     loaded.sort(key=lambda item: (item[0]["number"], item[0]["trial_id"]))
@@ -587,7 +613,10 @@ def load_study(directory: str | Path, /) -> Study:
         notes.append(note)
     trials["optuna_number"] = pd.array([None] * len(trials), dtype="Int64")
     if optuna_frame is not None and len(trials):
-        _join_optuna(trials, params, optuna_frame)
+        if cohort:
+            _join_optuna_by_number(trials, optuna_frame)
+        else:
+            _join_optuna(trials, params, optuna_frame)
     trials["hand"] = _mark_hand(trials, params, record, experiment) if len(trials) else pd.Series(dtype=bool)
     trials["completion_order"] = _completion_order(trials) if len(trials) else pd.Series(dtype=float)
     ordered = columns + [c for c in trials.columns if c not in columns]

@@ -127,7 +127,12 @@ def _build_parser() -> argparse.ArgumentParser:
                 help="multipliers of a regularizer's (or lr's) schedule values; repeat per name",
             )
         else:
-            q.add_argument("--trials", type=positive_int, default=12, help="number of trials")
+            q.add_argument(
+                "--trials",
+                type=positive_int,
+                default=12,
+                help="configurations (Optuna trials) the study holds; rerun with more to extend it",
+            )
             q.add_argument(
                 "--space",
                 type=Path,
@@ -142,7 +147,18 @@ def _build_parser() -> argparse.ArgumentParser:
                 "validating regularizer of the experiment (e.g. anchor, anti-anchor for ex-2.9.1)",
             )
             q.add_argument("--sampler", choices=["tpe", "nsga2", "gp", "random"], default="tpe", help="Optuna sampler")
-            q.add_argument("--sampler-seed", type=int, default=0, help="seed of the Optuna sampler")
+            q.add_argument(
+                "--sampler-seed",
+                type=int,
+                help="seed of the Optuna sampler (default: drawn once when the study is made, then recorded)",
+            )
+            q.add_argument(
+                "--cohort",
+                type=positive_int,
+                metavar="C",
+                help="configurations trained together as one population per Ray trial (default: enough cohorts "
+                "to fill the cluster's trial slots, at most 256 models each on a CPU)",
+            )
 
     cl = command("cluster", "a multi-node Ray cluster on this machine (ray start), for trying --address")
     cl_sub = cl.add_subparsers(dest="action", required=True, metavar="ACTION")

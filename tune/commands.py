@@ -106,6 +106,8 @@ def study_command(args: argparse.Namespace) -> int:
                 f"--space {args.space}: its base dopesheet schedules {unknown[0]!r}, which is not a regularizer of "
                 f"{experiment.name} ({', '.join(regularizers)}); set the space's base to this experiment's dopesheet"
             )
+        if args.sampler_seed is not None and not 0 <= args.sampler_seed < 2**32:
+            raise UsageError(f"--sampler-seed: expected an integer in 0..4294967295, got {args.sampler_seed}")
         known = known_objectives(experiment)
         names = tuple(dict.fromkeys(args.objective or DEFAULT_OBJECTIVES))
         for o in names:
@@ -121,6 +123,8 @@ def study_command(args: argparse.Namespace) -> int:
             sampler_seed=args.sampler_seed,
             space=space.describe(),
             space_file=str(args.space.expanduser().resolve()) if args.space else None,
+            layout="cohort",
+            cohort=args.cohort,
             **common,
         )
     run_study(spec, experiment, space, address=parse_address(args.address))

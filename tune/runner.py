@@ -7,12 +7,15 @@ finishes it: no duplicate trials, the requested trial count exactly.
 from __future__ import annotations
 
 import itertools
+import math
 import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+from analysis.objectives import objective
+from analysis.record import write_study_record
 from tune.callbacks import study_callbacks
-from tune.searcher import fail_orphaned_trials, make_searcher
+from tune.searcher import fail_orphaned_trials, make_sampler, make_searcher
 from tune.session import init_ray, prepare_environment, shutdown_embedded_ray
 from tune.spec import StudySpec, check_existing, write_record
 from tune.trainable import TrialSettings, train_trial
@@ -21,7 +24,21 @@ if TYPE_CHECKING:
     from excolor.config import Experiment
     from tune.space import SearchSpace
 
-__all__ = ["run_study"]
+__all__ = ["default_cohort", "run_study"]
+
+
+def _run_config(spec: StudySpec, *, done: int = 0) -> Any:
+    from ray import tune
+
+    return tune.RunConfig(
+        name=spec.name,
+        storage_path=spec.storage,
+        failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+        callbacks=study_callbacks(spec, done=done),
+        verbose=0,
+        sync_config=tune.SyncConfig(sync_artifacts=True),
+    )
 
 
 def _tuner(spec: StudySpec, trainable: Any, restore: bool, space: SearchSpace | None) -> Any:
@@ -29,15 +46,7 @@ def _tuner(spec: StudySpec, trainable: Any, restore: bool, space: SearchSpace | 
 
     if restore:
         return tune.Tuner.restore(str(spec.directory), trainable=trainable, resume_unfinished=True, resume_errored=True)
-    run_config = tune.RunConfig(
-        name=spec.name,
-        storage_path=spec.storage,
-        failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-        callbacks=study_callbacks(spec),
-        verbose=0,
-        sync_config=tune.SyncConfig(sync_artifacts=True),
-    )
+    run_config = _run_config(spec)
     if spec.kind == "sweep":
         grid: dict[str, Any] = {"seeds": tune.grid_search(spec.seed_groups())}
         if spec.scales:
@@ -54,6 +63,69 @@ def _tuner(spec: StudySpec, trainable: Any, restore: bool, space: SearchSpace | 
         reuse_actors=True,
     )
     return tune.Tuner(trainable, tune_config=tune_config, run_config=run_config)
+
+
+def default_cohort(pending: int, seeds: int, *, slots: int, device: str) -> int:
+    """Configurations per Ray trial when ``--cohort`` is not given.
+
+    Populations of up to ~256 models on a CPU (where trainings/s level off, benchmarks/speed.py)
+    and enough cohorts to keep every trial slot of the cluster busy.
+
+    >>> default_cohort(12, 8, slots=2, device="cpu"), default_cohort(1000, 16, slots=2, device="cpu")
+    (6, 16)
+    """
+    cap = max(1, (4096 if device.startswith("cuda") else 256) // max(1, seeds))
+    return max(1, min(cap, math.ceil(pending / max(1, slots))))
+
+
+def _cohort_searcher(spec: StudySpec, space: SearchSpace) -> Any:
+    """The search's searcher, reconciled with the journal (no Ray needed yet)."""
+    from tune.cohort_searcher import CohortSearcher
+
+    return CohortSearcher(
+        study_dir=spec.directory,
+        study_name=spec.name,
+        space=space,
+        objectives=[objective(n) for n in spec.objectives],
+        sampler=make_sampler(spec.sampler, int(spec.sampler_seed or 0)),
+        trials=int(spec.trials or 0),
+    )
+
+
+def _cohort_tuner(spec: StudySpec, experiment: Experiment, space: SearchSpace, searcher: Any) -> Any:
+    """A fresh Tune run of the cohort search (never a restore: the journal is the record)."""
+    import ray
+    from ray import tune
+
+    from tune.cohort import train_cohort
+
+    slots = int(ray.cluster_resources().get("CPU", 1) // spec.cpus_per_trial)
+    if spec.max_concurrent:
+        slots = min(slots, spec.max_concurrent)
+    searcher.cohort = spec.cohort or default_cohort(searcher.pending, len(spec.seeds), slots=slots, device=spec.device)
+    settings = TrialSettings(
+        experiment=experiment,
+        steps=spec.steps,
+        space=space,
+        threads=spec.cpus_per_trial,
+        seeds=tuple(spec.seeds),
+        checkpoint_every_s=spec.checkpoint_every_s,
+        device=spec.device,
+        study_dir=str(spec.directory),
+    )
+    trainable = tune.with_resources(tune.with_parameters(train_cohort, settings=settings), _resources(spec))
+    tune_config = tune.TuneConfig(
+        search_alg=searcher, num_samples=-1, max_concurrent_trials=spec.max_concurrent, reuse_actors=True
+    )
+    done = int(spec.trials or 0) - searcher.pending
+    return tune.Tuner(trainable, tune_config=tune_config, run_config=_run_config(spec, done=done))
+
+
+def _resources(spec: StudySpec) -> dict[str, float]:
+    resources: dict[str, float] = {"cpu": spec.cpus_per_trial}
+    if spec.gpus_per_trial:
+        resources["gpu"] = spec.gpus_per_trial
+    return resources
 
 
 def run_study(
@@ -76,34 +148,41 @@ def run_study(
     prepare_environment(address, spec.wandb)
     from ray import tune
 
-    exists = check_existing(spec)
-    restore = exists and tune.Tuner.can_restore(str(spec.directory))
+    existing = check_existing(spec)
+    spec = existing or spec
+    cohort = spec.layout == "cohort"
+    if cohort and existing is not None:
+        assert space is not None, "a search needs its space"
+        searcher = _cohort_searcher(spec, space)
+        write_study_record(spec.directory, spec.record())  # a grown --trials, a new --cohort
+        if searcher.pending == 0:  # nothing to train: no Ray at all
+            if progress:
+                _print_cohort_start(spec, searcher, True, address)
+            return None
+    restore = existing is not None and not cohort and tune.Tuner.can_restore(str(spec.directory))
     embedded_session = init_ray(address)  # before writing anything: an unreachable cluster leaves no trace
-    if not exists:
-        write_record(spec)
-    settings = TrialSettings(
-        experiment=experiment,
-        steps=spec.steps,
-        space=space,
-        threads=spec.cpus_per_trial,
-        seeds=tuple(spec.seed_groups()[0]) if spec.kind == "search" else None,
-        checkpoint_every_s=spec.checkpoint_every_s,
-        device=spec.device,
-    )
-    resources: dict[str, float] = {"cpu": spec.cpus_per_trial}
-    if spec.gpus_per_trial:
-        resources["gpu"] = spec.gpus_per_trial
-    trainable = tune.with_resources(tune.with_parameters(train_trial, settings=settings), resources)
-    tuner = _tuner(spec, trainable, restore, space)
-    if progress:
-        print(f"{'resuming' if restore else 'starting'} {spec.kind} {spec.name!r} in {spec.directory}", file=sys.stderr)
+    if existing is None:
+        spec = write_record(spec)
+        if cohort:
+            assert space is not None, "a search needs its space"
+            searcher = _cohort_searcher(spec, space)
     start = time.perf_counter()
     try:
+        if cohort:
+            assert space is not None
+            tuner = _cohort_tuner(spec, experiment, space, searcher)
+            if progress:
+                _print_cohort_start(spec, searcher, existing is not None, address)
+        else:
+            tuner = _legacy_tuner(spec, experiment, space, restore)
+            if progress:
+                verb = "resuming" if restore else "starting"
+                print(f"{verb} {spec.kind} {spec.name!r} in {spec.directory}", file=sys.stderr)
         results = tuner.fit()
     finally:
         if embedded_session is not None:
             shutdown_embedded_ray(embedded_session)
-    if spec.kind == "search":
+    if spec.kind == "search" and not cohort:
         orphans = fail_orphaned_trials(spec.directory, spec.name)
         if orphans and progress:
             print(
@@ -113,6 +192,37 @@ def run_study(
             )
     if progress:
         print(
-            f"{spec.kind} {spec.name!r}: {len(results)} trials in {time.perf_counter() - start:.1f} s", file=sys.stderr
+            f"{spec.kind} {spec.name!r}: {len(results)} Ray trials in {time.perf_counter() - start:.1f} s",
+            file=sys.stderr,
         )
     return results
+
+
+def _print_cohort_start(spec: StudySpec, searcher: Any, resumed: bool, address: str | None) -> None:
+    where = f"the Ray cluster at {address}" if address else "an embedded Ray"
+    parts = [f"{'continuing' if resumed else 'starting'} search {spec.name!r} in {spec.directory}:"]
+    cohorts = f", cohorts of {searcher.cohort}" if searcher.pending else ""
+    parts.append(f"{spec.trials} configurations x {len(spec.seeds)} seeds{cohorts}")
+    if searcher.recovered:
+        parts.append(f"{searcher.recovered} finished configuration(s) recovered from their records")
+    if searcher.retraining:
+        parts.append(f"{searcher.retraining} unfinished configuration(s) trained again under their own numbers")
+    parts.append(f"{searcher.pending} to train on {where}" if searcher.pending else "all trained")
+    print(" ".join(parts[:2]) + ("; " + "; ".join(parts[2:]) if parts[2:] else ""), file=sys.stderr)
+
+
+def _legacy_tuner(spec: StudySpec, experiment: Experiment, space: SearchSpace | None, restore: bool) -> Any:
+    """Sweeps, and searches made before cohorts: one configuration per Ray trial."""
+    from ray import tune
+
+    settings = TrialSettings(
+        experiment=experiment,
+        steps=spec.steps,
+        space=space,
+        threads=spec.cpus_per_trial,
+        seeds=tuple(spec.seed_groups()[0]) if spec.kind == "search" else None,
+        checkpoint_every_s=spec.checkpoint_every_s,
+        device=spec.device,
+    )
+    trainable = tune.with_resources(tune.with_parameters(train_trial, settings=settings), _resources(spec))
+    return _tuner(spec, trainable, restore, space)

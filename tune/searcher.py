@@ -56,7 +56,7 @@ def make_searcher(spec: StudySpec, space: SearchSpace) -> Any:
         metric=[o.column for o in objectives],
         mode=[o.mode for o in objectives],
         points_to_evaluate=[space.reference_params()],  # every study is measured against the hand schedule
-        sampler=make_sampler(spec.sampler, spec.sampler_seed),
+        sampler=make_sampler(spec.sampler, int(spec.sampler_seed or 0)),
         study_name=spec.name,
         storage=journal_storage(spec.directory),
     )

@@ -8,6 +8,7 @@ refused with the settings that differ. The record's format and file names belong
 from __future__ import annotations
 
 import json
+import secrets
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,8 +27,10 @@ SAMPLERS = ("tpe", "nsga2", "gp", "random")
 """Optuna samplers a search can use (``--sampler``)."""
 
 # Settings that may change between runs of one study: a resumed study may move to another
-# machine or device, log differently or run more trials at once.
+# machine or device, log differently or run more trials at once. A cohort search may also grow
+# (--trials) and train in other cohort sizes: the journal, not the Ray run, is its record.
 _MAY_CHANGE = {"space", "wandb", "max_concurrent", "checkpoint_every_s", "device", "gpus_per_trial"}
+_MAY_CHANGE_IN_COHORT_SEARCH = {"trials", "cohort", "max_failures", "cpus_per_trial"}
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,7 @@ class StudySpec:
     trials: int | None = None  # search
     objectives: tuple[str, ...] = DEFAULT_OBJECTIVES  # search
     sampler: str = "tpe"
-    sampler_seed: int = 0
+    sampler_seed: int | None = 0  # None: drawn once when the study is made, then recorded
     scales: tuple[tuple[str, tuple[float, ...]], ...] = ()  # sweep: regularizer -> multipliers
     space: dict[str, Any] | None = field(default=None, compare=False)  # search: description
     space_file: str | None = None
@@ -61,6 +64,8 @@ class StudySpec:
     experiment: dict[str, Any] | None = None  # the resolved experiment (excolor.experiments.to_dict)
     device: str = "cpu"
     gpus_per_trial: float = 0.0
+    layout: str | None = None  # 'cohort': configurations recorded in trials/<number>/ (analysis.record)
+    cohort: int | None = None  # configurations per Ray trial (None: sized to the cluster)
 
     @property
     def directory(self) -> Path:
@@ -89,31 +94,42 @@ class StudySpec:
         return from_dict(self.experiment, source="study.json experiment") if self.experiment else preset()
 
 
-def check_existing(spec: StudySpec) -> bool:
-    """Check that an existing study asks for the same thing; True if the study exists (resume)."""
+def check_existing(spec: StudySpec) -> StudySpec | None:
+    """The spec to run if the study exists (resume), None if it is new; UsageError if it differs.
+
+    A rerun inherits what the first run decided: the drawn sampler seed, and the layout of a
+    search made before cohorts (one configuration per Ray trial, resumed the old way).
+    """
     directory = spec.directory
     if not (directory / STUDY_FILE).exists():
         if directory.exists() and any(directory.iterdir()):
             raise UsageError(f"{directory} exists and is not an excolor study (no {STUDY_FILE}); use another --name")
-        return False
+        return None
     try:
         old = read_study_record(directory)
     except AnalysisError as err:
         raise UsageError(f"{err}; refusing to touch this directory") from None
+    if spec.sampler_seed is None:
+        spec = replace(spec, sampler_seed=old.get("sampler_seed"))
+    if old.get("layout") != spec.layout:  # a search made before cohorts: finished as it was made
+        spec = replace(spec, layout=old.get("layout"), cohort=old.get("cohort"))
     record = spec.record()
     if "experiment" not in old:  # a study made before experiment files: it ran the Ex 2.9.1 preset
         from excolor.experiments import preset, to_dict
 
         ran = preset().with_model(k_codec=int(old.get("hidden") or 16))
         old["experiment"] = to_dict(replace(ran, stream=old.get("stream") or "hash"))
-    diffs = [k for k in record if k not in _MAY_CHANGE and json.dumps(old.get(k)) != json.dumps(record[k])]
+    for key in ("layout", "cohort"):  # records made before cohorts
+        old.setdefault(key, None)
+    ignored = _MAY_CHANGE | (_MAY_CHANGE_IN_COHORT_SEARCH if spec.layout == "cohort" else set())
+    diffs = [k for k in record if k not in ignored and json.dumps(old.get(k)) != json.dumps(record[k])]
     if diffs:
         shown = ", ".join(_difference(k, old.get(k), record[k]) for k in diffs[:4])
         raise UsageError(
             f"{directory} already holds a different study ({shown}); use another --name, or rerun "
             "the original command to resume it"
         )
-    return True
+    return spec
 
 
 def _difference(key: str, old: Any, new: Any) -> str:
@@ -123,6 +139,12 @@ def _difference(key: str, old: Any, new: Any) -> str:
     return f"{key}: {old!r} -> {new!r}"
 
 
-def write_record(spec: StudySpec) -> None:
-    """Write the study's record (``study.json``), the first file of every study."""
+def write_record(spec: StudySpec) -> StudySpec:
+    """Write the study's record (``study.json``), the first file of every study; returns the spec as recorded.
+
+    A search without ``--sampler-seed`` draws its seed here, once: two studies do not retrace each other.
+    """
+    if spec.kind == "search" and spec.sampler_seed is None:
+        spec = replace(spec, sampler_seed=secrets.randbelow(2**31))
     write_study_record(spec.directory, spec.record())
+    return spec

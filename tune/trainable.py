@@ -65,6 +65,7 @@ class TrialSettings:
     seeds: tuple[int, ...] | None = None  # searches: every trial trains the same seeds
     checkpoint_every_s: float = 10.0  # population checkpoints at most this often (and at the end)
     device: str = "cpu"  # 'cpu', 'cuda' or 'auto' (resolved on the node that runs the trial)
+    study_dir: str | None = None  # cohort searches write each configuration's record under it
 
 
 def _aggregated(metrics: Mapping[str, np.ndarray]) -> list[str]:

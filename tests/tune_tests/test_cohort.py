@@ -1,0 +1,192 @@
+"""Cohort searches: C configurations x S seeds per Ray trial, the Optuna journal as the record."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+
+from analysis.cli import status_text
+from analysis.objectives import objective
+from analysis.record import trial_record_dir
+from analysis.results import load_study
+from excolor.experiments import load_experiment
+from excolor.train import train
+from tune.cli import main
+from tune.cohort_searcher import CohortSearcher
+from tune.runner import default_cohort
+from tune.searcher import make_sampler
+from tune.space import SearchSpace
+
+QUICK = ["--steps", "40", "--wandb", "disabled"]
+
+
+def _journal(study: Path, name: str) -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=JournalStorage(JournalFileBackend(str(study / "optuna.journal"))))
+
+
+def _search(tmp_path: Path, name: str, *extra: str) -> list[str]:
+    return ["search", "--name", name, "--storage", str(tmp_path), "--seeds", "0-2", *QUICK, *extra]
+
+
+def test_a_cohort_search_records_one_optuna_trial_per_configuration(ray_session, tmp_path: Path, capsys) -> None:
+    assert main(_search(tmp_path, "co", "--trials", "5", "--cohort", "3")) == 0
+    out = capsys.readouterr()
+    study_dir = tmp_path / "co"
+    study = _journal(study_dir, "co")
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 5
+    assert study.metric_names == ["score", "recon"]  # optuna-dashboard shows names, not "Objective 0"
+    reference = SearchSpace.default().reference_params()
+    assert study.trials[0].params == pytest.approx(reference)  # the hand schedule is trial 0
+    ray_trials = {t.user_attrs["ray_trial"] for t in study.trials}
+    assert len(ray_trials) == 2  # 5 configurations in cohorts of 3: two Ray trials
+    for t in study.trials:
+        assert t.user_attrs["record_dir"] == f"trials/{t.number:04d}"
+        assert t.user_attrs["per_seed"]["seed"] == [0, 1, 2]
+        assert np.mean(t.user_attrs["per_seed"]["score"]) == pytest.approx(t.values[0])
+    record = json.loads((study_dir / "study.json").read_text())
+    assert record["layout"] == "cohort" and isinstance(record["sampler_seed"], int)
+    assert "trial 0000" in out.err and "4 configurations" not in out.err
+    loaded = load_study(study_dir)
+    assert loaded.trials["trial_id"].tolist() == ["0000", "0001", "0002", "0003", "0004"]
+    assert loaded.counts()["done"] == 5 and loaded.trials["hand"].tolist() == [True] + [False] * 4
+    assert loaded.trials["optuna_number"].tolist() == [0, 1, 2, 3, 4]
+    assert sorted(loaded.seeds["seed"].unique()) == [0, 1, 2] and len(loaded.seeds) == 15
+    assert "Pareto front" in status_text(loaded)
+
+
+def test_cohort_members_equal_the_same_configurations_trained_alone(ray_session, tmp_path: Path) -> None:
+    """A cohort is one population; each configuration's models equal their lone training, bitwise."""
+    assert main(_search(tmp_path, "eq", "--trials", "3", "--cohort", "3")) == 0
+    for number in range(3):
+        directory = trial_record_dir(tmp_path / "eq", number)
+        experiment = load_experiment(directory / "experiment.yaml")
+        alone = train(experiment, [0, 1, 2]).metrics
+        recorded = pd.read_csv(directory / "seeds.csv")
+        assert recorded["seed"].tolist() == [0, 1, 2]
+        np.testing.assert_array_equal(recorded["val_recon"].to_numpy(), alone["val_recon"].astype(np.float64))
+        np.testing.assert_array_equal(recorded["score"].to_numpy(), alone["score"])
+
+
+def test_rerun_extends_a_search_and_refuses_other_objectives_or_seeds(ray_session, tmp_path: Path, capsys) -> None:
+    assert main(_search(tmp_path, "ex", "--trials", "2", "--cohort", "2")) == 0
+    first = {t.number: t.datetime_complete for t in _journal(tmp_path / "ex", "ex").trials}
+    capsys.readouterr()
+    assert main(_search(tmp_path, "ex", "--trials", "2")) == 0  # finished: nothing trained, no Ray
+    assert "all trained" in capsys.readouterr().err
+    assert main(_search(tmp_path, "ex", "--trials", "4", "--cohort", "1")) == 0
+    study = _journal(tmp_path / "ex", "ex")
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 4
+    assert {t.number: t.datetime_complete for t in study.trials if t.number < 2} == first  # not retrained
+    assert json.loads((tmp_path / "ex" / "study.json").read_text())["trials"] == 4
+    capsys.readouterr()
+    assert main(_search(tmp_path, "ex", "--trials", "4", "--objective", "score")) == 2
+    assert "objectives" in capsys.readouterr().err
+    assert main(_search(tmp_path, "ex", "--trials", "4", "--sampler-seed", "12345")) == 2
+    assert "sampler_seed" in capsys.readouterr().err
+
+
+def test_two_studies_draw_different_sampler_seeds(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from tune.spec import StudySpec, write_record
+
+    spec = StudySpec(kind="search", name="a", storage=str(tmp_path), seeds=(0,), seeds_per_trial=1, sampler_seed=None)
+    seeds = {write_record(replace(spec, name=n)).sampler_seed for n in ("a", "b", "c")}
+    assert len(seeds) == 3 and all(isinstance(s, int) for s in seeds)
+
+
+def _searcher(tmp_path: Path, trials: int, cohort: int = 2) -> CohortSearcher:
+    return CohortSearcher(
+        study_dir=tmp_path,
+        study_name="r",
+        space=SearchSpace.default(),
+        objectives=[objective("score"), objective("recon")],
+        sampler=make_sampler("random", 0),
+        trials=trials,
+        cohort=cohort,
+    )
+
+
+def _final_record(tmp_path: Path, number: int, score: float) -> None:
+    d = trial_record_dir(tmp_path, number)
+    d.mkdir(parents=True)
+    line = {"score_mean": score, "val_recon_mean": 1e-5, "final": True, "ray_trial": "gone", "step": 40}
+    (d / "result.json").write_text(json.dumps({"step": 20, "final": False}) + "\n" + json.dumps(line) + "\n")
+
+
+def test_a_rerun_reconciles_with_the_journal(tmp_path: Path) -> None:
+    """A killed driver left trials RUNNING: finished ones are told from their records, the rest retrained."""
+    first = _searcher(tmp_path, trials=5)
+    cohorts = [first.suggest("a"), first.suggest("b"), first.suggest("c")]
+    assert [[m["number"] for m in c["cohort"]] for c in cohorts] == [[0, 1], [2, 3], [4]]
+    assert first.suggest("d") == "FINISHED"
+    told = {"diverged": False, "values": {"score_mean": 0.9, "val_recon_mean": 1e-5}}
+    first.on_trial_complete("a", {"results": json.dumps({"0": told})})  # member 1 not in the result: left RUNNING
+    first.on_trial_complete("c", None, error=True)  # failed after its retries
+    # The driver dies: trial 2 finished and wrote its record but Optuna was never told; 1 and 3 were in flight.
+    _final_record(tmp_path, 2, 0.7)
+    second = _searcher(tmp_path, trials=5)
+    assert (second.recovered, second.retraining, second.to_ask) == (1, 2, 0)
+    states = {t.number: t.state for t in _journal(tmp_path, "r").trials}
+    assert states == {
+        0: TrialState.COMPLETE,
+        1: TrialState.RUNNING,
+        2: TrialState.COMPLETE,
+        3: TrialState.RUNNING,
+        4: TrialState.FAIL,
+    }
+    assert _journal(tmp_path, "r").trials[2].values == [0.7, 1e-5]
+    cohort = second.suggest("e")["cohort"]
+    assert [m["number"] for m in cohort] == [1, 3]  # under their own numbers and parameters
+    assert cohort[0]["params"] == _journal(tmp_path, "r").trials[1].params
+    assert second.suggest("f") == "FINISHED"
+    assert len(_journal(tmp_path, "r").trials) == 5  # exactly the requested count, whatever happened
+    third = _searcher(tmp_path, trials=7)  # extended: the two unfinished and two more to ask
+    assert (third.retraining, third.to_ask) == (2, 2)
+
+
+def test_default_cohorts_fill_the_slots_and_cap_the_population() -> None:
+    assert default_cohort(12, 8, slots=2, device="cpu") == 6
+    assert default_cohort(1000, 16, slots=2, device="cpu") == 16
+    assert default_cohort(3, 1000, slots=8, device="cpu") == 1
+    assert default_cohort(0, 8, slots=2, device="cpu") == 1
+
+
+@pytest.mark.slow
+def test_a_sigkilled_cohort_search_resumes_with_the_exact_count(tmp_path: Path) -> None:
+    """The driver dies with SIGKILL after the first configurations finished; the rerun trains only the rest."""
+    args = [sys.executable, "-m", "tune.cli", *_search(tmp_path, "kill", "--trials", "8", "--cohort", "2")]
+    args[args.index("40")] = "300"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+    records = tmp_path / "kill" / "trials"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        finals = [p for p in records.glob("*/result.json") if '"final": true' in p.read_text()]
+        if len(finals) >= 2:
+            break
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = {p.parent.name: p.stat().st_mtime_ns for p in records.glob("*/seeds.csv")}
+    assert before, "no configuration finished before the kill"
+    rerun = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    study = _journal(tmp_path / "kill", "kill")
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 8
+    after = {p.parent.name: p.stat().st_mtime_ns for p in records.glob("*/seeds.csv")}
+    assert all(after[k] == v for k, v in before.items())  # finished configurations were not retrained
+    assert len(after) == 8

@@ -1,0 +1,217 @@
+"""A Tune ``Searcher`` that asks Optuna for cohorts: C configurations per Ray trial, told back one by one.
+
+The Optuna journal in the study directory is the record of the search: one Optuna trial per
+configuration, the hand schedule first, whatever Ray trial trained it. Every run of a search
+(the first, a rerun after a killed driver, an extension to more ``--trials``) reconciles with it
+before asking anything:
+
+- COMPLETE, PRUNED and FAIL trials are finished and never trained again;
+- a RUNNING trial whose record in ``trials/<number>/`` is final (the driver died between the end of
+  its Ray trial and telling Optuna) is told from that record, not retrained;
+- any other RUNNING trial (its Ray trial was lost with the driver) is trained again, under its own
+  number and parameters;
+- new configurations are asked until the journal holds exactly ``trials`` of them.
+
+Ray Tune still places cohorts on the cluster, retries them from their checkpoints
+(``FailureConfig``) and logs them; it never restores a search from its pickled state.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ray.tune.search import Searcher
+
+from analysis.objectives import Objective
+from analysis.record import ERROR_FILE, RESULT_FILE, read_json_lines, trial_record_dir
+from tune.searcher import journal_storage
+
+if TYPE_CHECKING:
+    import optuna
+
+    from tune.space import SearchSpace
+
+__all__ = ["CohortSearcher", "cohort_results"]
+
+
+class CohortSearcher(Searcher):  # type: ignore[misc]
+    """Optuna ask/tell in batches behind Ray Tune's ``Searcher`` API.
+
+    Args:
+        study_dir: the study directory (journal and configuration records).
+        study_name: the Optuna study's name.
+        space: what is searched; its reference point (the hand schedule) is enqueued first.
+        objectives: the study's objectives, in order.
+        sampler: the Optuna sampler.
+        trials: how many configurations the study holds in the end.
+        cohort: configurations per Ray trial.
+    """
+
+    def __init__(
+        self,
+        *,
+        study_dir: Path,
+        study_name: str,
+        space: SearchSpace,
+        objectives: Sequence[Objective],
+        sampler: optuna.samplers.BaseSampler,
+        trials: int,
+        cohort: int = 1,
+    ) -> None:
+        import optuna
+
+        super().__init__(metric=None, mode=None)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self._dir = study_dir
+        self._objectives = list(objectives)
+        self._distributions = space.distributions()
+        self._cohort = cohort
+        self._study = optuna.create_study(
+            study_name=study_name,
+            storage=journal_storage(study_dir),
+            sampler=sampler,
+            directions=["maximize" if o.maximise else "minimize" for o in objectives],
+            load_if_exists=True,
+        )
+        with warnings.catch_warnings():  # experimental since Optuna 3.2, stable in use
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            self._study.set_metric_names([o.name for o in objectives])  # optuna-dashboard shows the names
+        self._live: dict[str, list[int]] = {}
+        self._retrain: list[int] = []
+        self._params: dict[int, dict[str, Any]] = {}  # of the trials to train again
+        self.recovered = 0  # RUNNING trials told from their final records
+        self.to_ask = 0
+        self._reconcile(space, trials)
+
+    # ------------------------------------------------------------------------------ the journal
+
+    def _reconcile(self, space: SearchSpace, trials: int) -> None:
+        from optuna.trial import TrialState
+
+        existing = self._study.get_trials(deepcopy=False)
+        if not existing:
+            self._study.enqueue_trial(space.reference_params())  # every study is measured against it
+            existing = self._study.get_trials(deepcopy=False)
+        for t in existing:
+            if t.state != TrialState.RUNNING:
+                continue
+            outcome = self._final_record(t.number)
+            if outcome is None:
+                self._retrain.append(t.number)
+                self._params[t.number] = dict(t.params)
+            else:
+                self._tell(t.number, outcome)
+                self.recovered += 1
+        asked = sum(t.state != TrialState.WAITING for t in existing)
+        self.to_ask = max(0, trials - asked)
+        self.retraining = len(self._retrain)
+
+    @property
+    def pending(self) -> int:
+        """Configurations still to train in this run: those to train again and those to ask."""
+        return len(self._retrain) + self.to_ask
+
+    @property
+    def cohort(self) -> int:
+        return self._cohort
+
+    @cohort.setter
+    def cohort(self, size: int) -> None:
+        self._cohort = max(1, int(size))
+
+    def _final_record(self, number: int) -> dict[str, Any] | None:
+        """What configuration ``number``'s record says it ended with, if it ended."""
+        directory = trial_record_dir(self._dir, number)
+        _, last, _, _ = read_json_lines(directory / RESULT_FILE)
+        if last and last.get("final") is True:
+            values = {o.column: last.get(o.column) for o in self._objectives}
+            if all(isinstance(v, (int, float)) and math.isfinite(v) for v in values.values()):
+                return {"diverged": False, "values": values, **_identity(last)}
+        if (directory / ERROR_FILE).is_file() and last:
+            reason = (directory / ERROR_FILE).read_text(encoding="utf-8", errors="replace").strip()
+            return {"diverged": True, "reason": reason, **_identity(last)}
+        return None
+
+    def _set_attrs(self, number: int, attrs: Mapping[str, Any]) -> None:
+        storage = self._study._storage
+        trial_id = storage.get_trial_id_from_study_id_trial_number(self._study._study_id, number)
+        for key, value in attrs.items():
+            storage.set_trial_user_attr(trial_id, key, value)
+
+    def _tell(self, number: int, outcome: Mapping[str, Any] | None, *, why: str = "") -> None:
+        from optuna.trial import TrialState
+
+        if outcome is None:
+            self._set_attrs(number, {"fail_reason": why or "its Ray trial failed"})
+            self._study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
+            return
+        attrs = {k: outcome[k] for k in ("ray_trial", "ray_trial_dir", "per_seed", "time_total_s") if k in outcome}
+        attrs["record_dir"] = str(trial_record_dir(Path("."), number))
+        if outcome.get("diverged"):
+            self._set_attrs(number, {**attrs, "fail_reason": str(outcome.get("reason", "diverged"))})
+            self._study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
+            return
+        values = [float(outcome["values"][o.column]) for o in self._objectives]
+        self._set_attrs(number, attrs)
+        self._study.tell(number, values, skip_if_finished=True)
+
+    # ------------------------------------------------------------------------------ Searcher API
+
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
+        return True  # the objectives are the study's, given at construction
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:  # type: ignore[override]
+        members: list[dict[str, Any]] = []
+        while self._retrain and len(members) < self._cohort:
+            number = self._retrain.pop(0)
+            members.append({"number": number, "params": self._params.pop(number)})
+        while self.to_ask > 0 and len(members) < self._cohort:
+            trial = self._study.ask(self._distributions)
+            self.to_ask -= 1
+            members.append({"number": trial.number, "params": dict(trial.params)})
+        if not members:
+            return Searcher.FINISHED
+        for m in members:
+            self._set_attrs(m["number"], {"ray_trial": trial_id})
+        self._live[trial_id] = [m["number"] for m in members]
+        return {"cohort": members}
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        numbers = self._live.pop(trial_id, [])
+        results = cohort_results(result)
+        for number in numbers:
+            outcome = results.get(str(number)) or self._final_record(number)
+            if outcome is not None:
+                self._tell(number, outcome)
+            elif error:  # failed after its retries (FailureConfig): nothing to resume from
+                self._tell(number, None, why="its Ray trial failed; see that trial's error.txt")
+            # else: stopped before it ended (an interrupted run): left RUNNING, trained again on a rerun
+
+    def save(self, checkpoint_path: str) -> None:
+        """Only bookkeeping (plain JSON): the journal, not this file, is the record of the search."""
+        Path(checkpoint_path).write_text(json.dumps({"live": self._live, "to_ask": self.to_ask}), encoding="utf-8")
+
+    def restore(self, checkpoint_path: str) -> None:
+        """Not used by excolor (a rerun reconciles with the journal instead); kept for Tune's API."""
+        state = json.loads(Path(checkpoint_path).read_text(encoding="utf-8"))
+        self._live = {str(k): [int(n) for n in v] for k, v in state["live"].items()}
+        self.to_ask = int(state["to_ask"])
+
+
+def cohort_results(result: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The per-configuration outcomes of a cohort's final report (``tune.cohort``), by number."""
+    raw = (result or {}).get("results")
+    try:
+        value = json.loads(raw) if isinstance(raw, str) else {}
+    except json.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _identity(last: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: last[k] for k in ("ray_trial", "ray_trial_dir", "time_total_s") if k in last}
