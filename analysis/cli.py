@@ -27,8 +27,8 @@ def _csv_path(study_dir: Path, out: Path | None) -> Path:
     return out / "pareto.csv" if out.is_dir() or out.suffix == "" else out
 
 
-_STATUS_COLUMNS = ("score_mean", "score_q10", "val_recon_mean")
-_STATUS_TAIL = ("diverged_frac", "collapsed_frac")
+_STATUS_COLUMNS = ("score_mean", "score_sem", "score_q10", "val_recon_mean")
+_STATUS_TAIL = ("diverged_frac", "collapsed_frac", "n_seeds")
 
 
 def status_text(study: Study, /) -> str:
@@ -64,6 +64,9 @@ def status_text(study: Study, /) -> str:
         lines.append(format_table(table).to_string(index=False))
     if summary.invalid:
         lines.append(f"left out for a NaN or infinite objective: {', '.join(summary.invalid)}")
+    if summary.infeasible:
+        shown = ", ".join(str(c) for c in study.constraints)
+        lines.append(f"left out for breaking {shown}: {', '.join(summary.infeasible)}")
     for _, row in study.trials[study.trials["state"] == "failed"].iterrows():
         lines.append(f"failed {row['trial_id']}: {row['error']}")
     return "\n".join(lines)
@@ -111,6 +114,9 @@ def pareto_command(directory: Path, objectives: list[str] | None, out: Path | No
             print(shown.to_string(index=False))
     if summary.invalid:
         print(f"left out for a NaN or infinite objective: {', '.join(summary.invalid)}")
+    if summary.infeasible:
+        shown = ", ".join(str(c) for c in study.constraints)
+        print(f"left out for breaking {shown}: {', '.join(summary.infeasible)}")
     hand = summary.hand()
     for _, row in hand.iterrows():
         where = "on the front" if row["on_front"] else f"dominated by {row['dominated_by']} trial(s)"

@@ -9,7 +9,7 @@ seeds. ``tune`` asks Optuna to optimise these columns; ``analysis`` draws fronts
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -21,10 +21,13 @@ if TYPE_CHECKING:
 __all__ = [
     "ALL_OBJECTIVES",
     "DEFAULT_OBJECTIVES",
+    "Constraint",
     "Objective",
     "experiment_objectives",
+    "feasible",
     "known_objectives",
     "objective",
+    "parse_constraint",
     "resolve_objectives",
 ]
 
@@ -32,8 +35,10 @@ _FIXED: dict[str, tuple[str, bool]] = {
     "score": ("score_mean", True),  # mean ablation score over the trial's seeds
     "recon": ("val_recon_mean", False),  # mean final val_recon
     "score-q10": ("score_q10", True),  # the 10 % quantile of the score: robustness across seeds
+    "score-cvar10": ("score_cvar10", True),  # the mean of the worst 10 % of seeds
+    "fail-rate": ("fail_rate", False),  # the share of seeds scoring < 0.5, collapsed or diverged
 }
-_EX_2_9_1_ORDER = ("score", "recon", "anchor", "anti-anchor", "score-q10")
+_EX_2_9_1_ORDER = ("score", "recon", "anchor", "anti-anchor", "score-q10", "score-cvar10", "fail-rate")
 
 DEFAULT_OBJECTIVES = ("score", "recon")
 """What a search optimises and a sweep's front is drawn over unless told otherwise."""
@@ -68,7 +73,9 @@ class Objective:
 
 
 def _seed_column(column: str) -> str:
-    for suffix in ("_mean", "_q10", "_std"):
+    if column in ("fail_rate",):
+        return "score"  # a share of seeds, read off their scores
+    for suffix in ("_mean", "_q10", "_std", "_cvar10"):
         if column.endswith(suffix):
             return column[: -len(suffix)]
     return column
@@ -87,17 +94,17 @@ def objective(name: str) -> Objective:
 
 
 ALL_OBJECTIVES: tuple[Objective, ...] = tuple(objective(name) for name in _EX_2_9_1_ORDER)
-"""The Ex 2.9.1 objectives: score, recon, anchor, anti-anchor, score-q10."""
+"""The Ex 2.9.1 objectives: score, recon, anchor, anti-anchor, score-q10, score-cvar10, fail-rate."""
 
 
 def known_objectives(experiment: Experiment) -> tuple[str, ...]:
     """Names of the objectives a study of ``experiment`` can optimise.
 
-    Score and recon, the experiment's validating regularizers, then score-q10 (for Ex 2.9.1 the
-    order of ``ALL_OBJECTIVES``).
+    Score and recon, the experiment's validating regularizers, then the seed-robust ones:
+    score-q10, score-cvar10 and fail-rate.
     """
     regularizers = tuple(r.name for r in experiment.regularizers if r.validates)
-    return tuple(dict.fromkeys(("score", "recon", *regularizers, "score-q10")))
+    return tuple(dict.fromkeys(("score", "recon", *regularizers, "score-q10", "score-cvar10", "fail-rate")))
 
 
 def experiment_objectives(experiment: Experiment) -> tuple[Objective, ...]:
@@ -128,3 +135,58 @@ def resolve_objectives(names: Iterable[str], experiment: Experiment | None = Non
     if len({o.name for o in out}) != len(out):
         raise AnalysisError(f"objectives must be distinct, got {[o.name for o in out]}")
     return tuple(out)
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """A bound on one objective's column, e.g. ``recon<=2e-05``; a trial that breaks one is infeasible.
+
+    Optuna's samplers take it through ``constraints_func`` (a value <= 0 is feasible), and no
+    infeasible trial is ever on a front.
+    """
+
+    objective: Objective
+    op: str  # '<=' | '>='
+    bound: float
+
+    def violation(self, value: float) -> float:
+        """How far ``value`` breaks the bound (<= 0: kept).
+
+        >>> Constraint(objective("recon"), "<=", 2e-5).violation(3e-5) > 0
+        True
+        """
+        return value - self.bound if self.op == "<=" else self.bound - value
+
+    def __str__(self) -> str:
+        return f"{self.objective.name}{self.op}{self.bound:g}"
+
+
+def parse_constraint(text: str, experiment: Experiment | None = None) -> Constraint:
+    """``'recon<=2e-5'`` or ``'score-q10>=0.5'`` -> ``Constraint``; AnalysisError otherwise.
+
+    >>> str(parse_constraint("recon<=2e-5"))
+    'recon<=2e-05'
+    """
+    for op in ("<=", ">="):
+        name, sep, bound = text.partition(op)
+        if sep:
+            break
+    else:
+        raise AnalysisError(f"constraint {text!r}: expected NAME<=VALUE or NAME>=VALUE (e.g. recon<=2e-5)")
+    (obj,) = resolve_objectives([name.strip()], experiment)
+    try:
+        value = float(bound)
+    except ValueError:
+        raise AnalysisError(f"constraint {text!r}: {bound.strip()!r} is not a number") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise AnalysisError(f"constraint {text!r}: the bound must be finite")
+    return Constraint(obj, op, value)
+
+
+def feasible(values: Mapping[str, float], constraints: Iterable[Constraint]) -> bool:
+    """Whether trial-level ``values`` (by column) keep every constraint; a missing value breaks it."""
+    for c in constraints:
+        value = values.get(c.objective.column)
+        if not isinstance(value, (int, float)) or value != value or c.violation(float(value)) > 0:
+            return False
+    return True

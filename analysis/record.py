@@ -12,6 +12,8 @@ names, the format id and the state rule have one owner. A study directory::
                             params.json, result.json (one JSON line per validation), seeds.csv
                             (per-seed finals), dopesheet.csv, experiment.yaml, population.pt (its
                             trained models), error.txt (if all its seeds diverged)
+      validation/1000-1063/ ``excolor validate``: validation.json (seeds, trials, the hand schedule's
+                            trial) and one record directory per validated trial, as in trials/
       train_*/              one directory per Ray trial (Ray's own: params.json, result.json,
                             progress.csv, checkpoint_*/); in sweeps and older searches also the
                             configuration's record, with the same files as above
@@ -49,6 +51,8 @@ __all__ = [
     "STUDY_FILE",
     "STUDY_FORMAT",
     "TRIALS_DIR",
+    "VALIDATION_DIR",
+    "VALIDATION_FILE",
     "is_cohort_study",
     "read_json_lines",
     "read_study_record",
@@ -69,6 +73,8 @@ DOPESHEET_FILE = "dopesheet.csv"
 EXPERIMENT_FILE = "experiment.yaml"
 POPULATION_FILE = "population.pt"
 TRIALS_DIR = "trials"
+VALIDATION_DIR = "validation"
+VALIDATION_FILE = "validation.json"
 COHORT_LAYOUT = "cohort"
 STATES = ("done", "running", "failed", "pending")
 KINDS = ("sweep", "search")

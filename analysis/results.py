@@ -37,7 +37,14 @@ import numpy as np
 import pandas as pd
 
 from analysis.errors import AnalysisError
-from analysis.objectives import DEFAULT_OBJECTIVES, Objective, experiment_objectives, resolve_objectives
+from analysis.objectives import (
+    DEFAULT_OBJECTIVES,
+    Constraint,
+    Objective,
+    experiment_objectives,
+    parse_constraint,
+    resolve_objectives,
+)
 from analysis.record import (
     ERROR_FILE,
     EXPERIMENT_FILE,
@@ -139,8 +146,16 @@ class Study:
         return resolve_objectives(self.record.get("objectives") or DEFAULT_OBJECTIVES, self.experiment)
 
     @property
+    def constraints(self) -> tuple[Constraint, ...]:
+        """The study's constraints from study.json (e.g. ``recon<=2e-05``); infeasible trials are off every front."""
+        raw = self.record.get("constraints") or ()
+        if not isinstance(raw, (list, tuple)) or not all(isinstance(c, str) for c in raw):
+            raise AnalysisError(f"{self.directory / STUDY_FILE} has constraints {raw!r}; expected a list of strings")
+        return tuple(parse_constraint(c, self.experiment) for c in raw)
+
+    @property
     def known_objectives(self) -> tuple[Objective, ...]:
-        """Every objective the study's experiment knows (score, recon, validating regularizers, score-q10)."""
+        """Every objective the study's experiment knows (score, recon, validating regularizers, seed-robust ones)."""
         return experiment_objectives(self.experiment)
 
     @property

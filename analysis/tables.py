@@ -14,7 +14,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from analysis.errors import AnalysisError
-from analysis.objectives import ALL_OBJECTIVES, Objective, resolve_objectives
+from analysis.objectives import ALL_OBJECTIVES, Constraint, Objective, feasible, resolve_objectives
 from analysis.pareto import (
     ORIGINAL_MAXIMIZE,
     ORIGINAL_MINIMIZE,
@@ -58,6 +58,7 @@ class FrontSummary:
             without per-seed rows).
         front: the rows of ``done`` on the front, best first in the first objective.
         invalid: trial ids left out for a NaN or infinite objective.
+        infeasible: trial ids left out for breaking one of the study's constraints (``feasible`` column).
         bounds: ``(2, m)`` normalisation bounds of the hypervolume (min and max of the valid rows).
         hypervolume: against ``DEFAULT_REFERENCE`` in every normalised objective.
         history: ``(n,)`` hypervolume after each done trial, in completion order.
@@ -70,6 +71,7 @@ class FrontSummary:
     bounds: npt.NDArray[np.float64]
     hypervolume: float
     history: npt.NDArray[np.float64]
+    infeasible: tuple[str, ...] = ()
 
     @property
     def columns(self) -> list[str]:
@@ -99,7 +101,9 @@ def front_summary(study: Study, objectives: Sequence[str] | None = None) -> Fron
     columns = [o.column for o in objs]
     maximise = [o.maximise for o in objs]
     done = study.done().copy()
-    points = done[columns].to_numpy(dtype=np.float64) if len(done) else np.empty((0, len(objs)))  # (n, m)
+    points = done[columns].to_numpy(dtype=np.float64, copy=True) if len(done) else np.empty((0, len(objs)))  # (n, m)
+    done["feasible"] = _feasible(done, study.constraints)
+    points[~done["feasible"].to_numpy(dtype=bool)] = np.nan  # an infeasible trial is never on a front
     done["on_front"] = front_mask(points, maximise=maximise)
     done["pareto_rank"] = pareto_ranks(points, maximise=maximise)
     done["dominated_by"] = domination_counts(points, maximise=maximise)
@@ -118,11 +122,20 @@ def front_summary(study: Study, objectives: Sequence[str] | None = None) -> Fron
         objectives=objs,
         done=done,
         front=front,
-        invalid=tuple(str(t) for t in done.loc[invalid, "trial_id"]),
+        invalid=tuple(str(t) for t in done.loc[invalid & done["feasible"].to_numpy(dtype=bool), "trial_id"]),
+        infeasible=tuple(str(t) for t in done.loc[~done["feasible"].astype(bool), "trial_id"]),
         bounds=bounds,
         hypervolume=hypervolume(points, maximise=maximise),
         history=hypervolume_history(points, maximise=maximise),
     )
+
+
+def _feasible(done: pd.DataFrame, constraints: Sequence[Constraint]) -> pd.Series:
+    """Whether each done trial keeps the study's constraints (all True without constraints)."""
+    if not constraints:
+        return pd.Series(True, index=done.index, dtype=bool)
+    rows = done.to_dict("records")
+    return pd.Series([feasible(r, constraints) for r in rows], index=done.index, dtype=bool)
 
 
 def _attainment(study: Study, objs: Sequence[Objective], done: pd.DataFrame) -> pd.Series:

@@ -143,8 +143,16 @@ def _build_parser() -> argparse.ArgumentParser:
                 "--objective",
                 action="append",
                 metavar="NAME",
-                help="objectives (default: score and recon); repeat for more: score, recon, score-q10, or a "
+                help="objectives (default: score and recon); repeat for more: score, recon, score-q10, score-cvar10 "
+                "(mean of the worst 10%% of seeds), fail-rate (share of seeds < 0.5, collapsed or diverged), or a "
                 "validating regularizer of the experiment (e.g. anchor, anti-anchor for ex-2.9.1)",
+            )
+            q.add_argument(
+                "--constraint",
+                action="append",
+                metavar="NAME<=V",
+                help="a bound on an objective, e.g. recon<=2e-5 or score-q10>=0.5; repeat for more. Infeasible "
+                "configurations are never on a front; the tpe, nsga2 and gp samplers steer away from them",
             )
             q.add_argument("--sampler", choices=["tpe", "nsga2", "gp", "random"], default="tpe", help="Optuna sampler")
             q.add_argument(
@@ -186,13 +194,28 @@ def _build_parser() -> argparse.ArgumentParser:
         "--objective",
         action="append",
         metavar="NAME",
-        help="objectives (default: the study's own; score and recon for sweeps): score, recon, score-q10, or "
+        help="objectives (default: the study's own; score and recon for sweeps): score, recon, score-q10, "
+        "score-cvar10, fail-rate, or "
         "a validating regularizer of the study's experiment (anchor, anti-anchor for ex-2.9.1)",
     )
     pa.add_argument("--out", type=Path, help="CSV path or directory (default: STUDY/report/pareto.csv)")
     rp = command("report", "write report.md, a self-contained report.html and best_model_table.tex")
     _study_flags(rp)
     rp.add_argument("--out", type=Path, help="output directory (default: STUDY/report)")
+
+    va = command(
+        "validate",
+        "re-train a study's best trials (and the hand schedule) on held-out seeds, through Ray, and compare",
+    )
+    _study_flags(va)
+    va.add_argument("--seeds", required=True, help="held-out seeds, e.g. 1000-1063: none of the study's own")
+    chosen = va.add_mutually_exclusive_group()
+    chosen.add_argument("--top", type=positive_int, help="the K best trials by the study's first objective (default 5)")
+    chosen.add_argument("--front", action="store_true", help="the trials on the study's Pareto front")
+    chosen.add_argument("--trial", action="append", metavar="ID", help="a trial id (repeat for more)")
+    va.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else an embedded local Ray)")
+    va.add_argument("--cpus-per-trial", type=positive_int, default=1, help="CPUs (and torch threads) per Ray trial")
+    va.add_argument("--cohort", type=positive_int, metavar="C", help="trials trained together per Ray trial")
 
     st = command("status", "trials done/running/failed, best score and Pareto front of a study")
     _study_flags(st)
@@ -255,6 +278,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return commands.cluster_command(args)
         if args.command in ("status", "pareto", "report"):
             return commands.analysis_command(args.command, commands.study_path(args), args)
+        if args.command == "validate":
+            return commands.validate_command(args)
         if args.command == "experiments":
             return commands.experiments_command(args.experiment)
     except UsageError as err:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from analysis.aggregate import aggregate
 from analysis.record import (
     DOPESHEET_FILE,
     ERROR_FILE,
@@ -34,9 +35,9 @@ from analysis.record import (
     POPULATION_FILE,
     RESULT_FILE,
     SEEDS_FILE,
-    trial_record_dir,
+    TRIALS_DIR,
 )
-from tune.trainable import CHECKPOINT_FILE, TrialSettings, aggregate, trial_experiment
+from tune.trainable import CHECKPOINT_FILE, TrialSettings, trial_experiment
 
 if TYPE_CHECKING:
     from excolor.config import Experiment
@@ -48,18 +49,31 @@ _OBJECTIVE_SEED_KEYS = ("seed", "score", "ablated_r", "val_recon", "collapsed", 
 
 @dataclass(frozen=True)
 class Member:
-    """One configuration of a cohort: its Optuna trial number, parameters and resolved experiment."""
+    """One configuration of a cohort: its record's name, its parameters and resolved experiment.
 
-    number: int
+    A search's member is Optuna trial ``number``, recorded in ``trials/<number>``; a validation's
+    is a trial of the study, recorded under ``validation/<label>/<trial id>`` with its experiment.
+    """
+
+    record: str
     params: dict[str, Any]
     experiment: Experiment
+    number: int | None = None
 
 
 def members_of(settings: TrialSettings, config: Mapping[str, Any]) -> list[Member]:
-    """The cohort's configurations with their experiments, in the order the searcher gave them."""
-    return [
-        Member(int(m["number"]), dict(m["params"]), trial_experiment(settings, m["params"])) for m in config["cohort"]
-    ]
+    """The cohort's configurations with their experiments, in the order given."""
+    from excolor.experiments import parse_experiment
+
+    out = []
+    for m in config["cohort"]:
+        if "experiment" in m:  # a validation: the trial's own resolved experiment, as recorded
+            experiment = parse_experiment(str(m["experiment"]), source=f"trial {m['record']} experiment")
+            out.append(Member(str(m["record"]), {}, experiment))
+        else:
+            number = int(m["number"])
+            out.append(Member(f"{number:04d}", dict(m["params"]), trial_experiment(settings, m["params"]), number))
+    return out
 
 
 def _groups(members: Sequence[Member]) -> list[list[Member]]:
@@ -127,7 +141,7 @@ def train_cohort(config: dict[str, Any], settings: TrialSettings) -> None:
     context = tune.get_context()
     ray_trial = context.get_trial_id()
     ray_dir = Path(context.get_trial_dir()).name
-    study_dir = Path(settings.study_dir)
+    records = Path(settings.study_dir) / (settings.records or TRIALS_DIR)
     device = resolve_device(settings.device)
 
     # Resume: the group in progress and the finished members' results travel in the checkpoint.
@@ -165,7 +179,7 @@ def train_cohort(config: dict[str, Any], settings: TrialSettings) -> None:
         if state is not None:
             trainer.load_state_dict(state)
             state = None
-        dirs = [trial_record_dir(study_dir, m.number) for m in group]
+        dirs = [records / m.record for m in group]
         for d, m in zip(dirs, group):
             _start_record(d, m, seeds, trainer.step)
 
@@ -195,7 +209,7 @@ def train_cohort(config: dict[str, Any], settings: TrialSettings) -> None:
                         **agg,
                         "step": step,
                         "final": False,
-                        "trial_id": f"{m.number:04d}",
+                        "trial_id": m.record,
                         "ray_trial": ray_trial,
                         "timestamp": int(time.time()),
                     },
@@ -207,7 +221,9 @@ def train_cohort(config: dict[str, Any], settings: TrialSettings) -> None:
         for i, (m, d) in enumerate(zip(group, dirs)):
             rows = _member_rows(i, n_seeds)
             per_seed = {k: np.asarray(v)[rows] for k, v in final.items()}
-            finished[str(m.number)] = _finish_member(m, d, per_seed, trainer, rows, ray_trial, ray_dir, cohort_start)
+            finished[m.record if m.number is None else str(m.number)] = _finish_member(
+                m, d, per_seed, trainer, rows, ray_trial, ray_dir, cohort_start
+            )
         group_index += 1
         report({"step": trainer.step, "group": group_index}, trainer, final=group_index == len(groups))
 
@@ -238,7 +254,7 @@ def _finish_member(
         directory / POPULATION_FILE,
     )
     identity = {
-        "trial_id": f"{member.number:04d}",
+        "trial_id": member.record,
         "ray_trial": ray_trial,
         "ray_trial_dir": ray_dir,
         "time_total_s": time.perf_counter() - start,

@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING, Any
 
 from ray.tune.search import Searcher
 
-from analysis.objectives import Objective
+from analysis.objectives import Constraint, Objective, feasible
 from analysis.record import ERROR_FILE, RESULT_FILE, read_json_lines, trial_record_dir
-from tune.searcher import journal_storage
+from tune.searcher import CONSTRAINTS_ATTR, journal_storage
 
 if TYPE_CHECKING:
     import optuna
@@ -47,6 +47,7 @@ class CohortSearcher(Searcher):  # type: ignore[misc]
         study_name: the Optuna study's name.
         space: what is searched; its reference point (the hand schedule) is enqueued first.
         objectives: the study's objectives, in order.
+        constraints: bounds on objectives; each told trial carries its violations for the sampler.
         sampler: the Optuna sampler.
         trials: how many configurations the study holds in the end.
         cohort: configurations per Ray trial.
@@ -59,6 +60,7 @@ class CohortSearcher(Searcher):  # type: ignore[misc]
         study_name: str,
         space: SearchSpace,
         objectives: Sequence[Objective],
+        constraints: Sequence[Constraint] = (),
         sampler: optuna.samplers.BaseSampler,
         trials: int,
         cohort: int = 1,
@@ -69,6 +71,7 @@ class CohortSearcher(Searcher):  # type: ignore[misc]
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self._dir = study_dir
         self._objectives = list(objectives)
+        self._constraints = list(constraints)
         self._distributions = space.distributions()
         self._cohort = cohort
         self._study = optuna.create_study(
@@ -129,8 +132,8 @@ class CohortSearcher(Searcher):  # type: ignore[misc]
         directory = trial_record_dir(self._dir, number)
         _, last, _, _ = read_json_lines(directory / RESULT_FILE)
         if last and last.get("final") is True:
-            values = {o.column: last.get(o.column) for o in self._objectives}
-            if all(isinstance(v, (int, float)) and math.isfinite(v) for v in values.values()):
+            values = {k: v for k, v in last.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+            if all(math.isfinite(values.get(o.column, math.nan)) for o in self._objectives):
                 return {"diverged": False, "values": values, **_identity(last)}
         if (directory / ERROR_FILE).is_file() and last:
             reason = (directory / ERROR_FILE).read_text(encoding="utf-8", errors="replace").strip()
@@ -157,6 +160,12 @@ class CohortSearcher(Searcher):  # type: ignore[misc]
             self._study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
             return
         values = [float(outcome["values"][o.column]) for o in self._objectives]
+        if self._constraints:
+            measured = outcome["values"]
+            attrs[CONSTRAINTS_ATTR] = [
+                c.violation(float(measured.get(c.objective.column, math.inf))) for c in self._constraints
+            ]
+            attrs["feasible"] = feasible(measured, self._constraints)
         self._set_attrs(number, attrs)
         self._study.tell(number, values, skip_if_finished=True)
 

@@ -11,7 +11,7 @@ import argparse
 from pathlib import Path
 
 from analysis.errors import AnalysisError
-from analysis.objectives import DEFAULT_OBJECTIVES, known_objectives
+from analysis.objectives import DEFAULT_OBJECTIVES, known_objectives, parse_constraint
 from tune.arguments import (
     DEFAULT_SEARCH_SEEDS,
     parse_address,
@@ -31,6 +31,7 @@ __all__ = [
     "study_command",
     "study_path",
     "train_command",
+    "validate_command",
 ]
 
 
@@ -115,8 +116,13 @@ def study_command(args: argparse.Namespace) -> int:
                 raise UsageError(
                     f"--objective: unknown objective {o!r} for {experiment.name}; expected one of {', '.join(known)}"
                 )
+        try:
+            constraints = tuple(str(parse_constraint(c, experiment)) for c in args.constraint or ())
+        except AnalysisError as err:
+            raise UsageError(f"--constraint: {err}") from None
         spec = StudySpec(
             kind="search",
+            constraints=constraints,
             trials=args.trials,
             objectives=names,
             sampler=args.sampler,
@@ -156,6 +162,27 @@ def analysis_command(command: str, study: Path, args: argparse.Namespace | None 
         return report_command(study, args.out)
     except AnalysisError as err:
         raise UsageError(str(err)) from None
+
+
+def validate_command(args: argparse.Namespace) -> int:
+    """``excolor validate``: the chosen trials on held-out seeds, recorded in the study; prints the comparison."""
+    from tune.validate import heldout_text, run_validation
+
+    study_dir = study_path(args)
+    validation = run_validation(
+        study_dir,
+        parse_seeds(args.seeds),
+        top=args.top,
+        front=args.front,
+        trials=args.trial or (),
+        address=parse_address(args.address),
+        cpus_per_trial=args.cpus_per_trial,
+        cohort=args.cohort,
+    )
+    from analysis.results import load_study
+
+    print(heldout_text(load_study(study_dir), validation))
+    return 0
 
 
 def cluster_command(args: argparse.Namespace) -> int:

@@ -12,7 +12,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from analysis.objectives import objective
+from analysis.objectives import objective, parse_constraint
 from analysis.record import write_study_record
 from tune.callbacks import study_callbacks
 from tune.searcher import fail_orphaned_trials, make_sampler, make_searcher
@@ -78,7 +78,7 @@ def default_cohort(pending: int, seeds: int, *, slots: int, device: str) -> int:
     return max(1, min(cap, math.ceil(pending / max(1, slots))))
 
 
-def _cohort_searcher(spec: StudySpec, space: SearchSpace) -> Any:
+def _cohort_searcher(spec: StudySpec, experiment: Experiment, space: SearchSpace) -> Any:
     """The search's searcher, reconciled with the journal (no Ray needed yet)."""
     from tune.cohort_searcher import CohortSearcher
 
@@ -87,7 +87,8 @@ def _cohort_searcher(spec: StudySpec, space: SearchSpace) -> Any:
         study_name=spec.name,
         space=space,
         objectives=[objective(n) for n in spec.objectives],
-        sampler=make_sampler(spec.sampler, int(spec.sampler_seed or 0)),
+        constraints=[parse_constraint(c, experiment) for c in spec.constraints],
+        sampler=make_sampler(spec.sampler, int(spec.sampler_seed or 0), constrained=bool(spec.constraints)),
         trials=int(spec.trials or 0),
     )
 
@@ -153,7 +154,7 @@ def run_study(
     cohort = spec.layout == "cohort"
     if cohort and existing is not None:
         assert space is not None, "a search needs its space"
-        searcher = _cohort_searcher(spec, space)
+        searcher = _cohort_searcher(spec, experiment, space)
         write_study_record(spec.directory, spec.record())  # a grown --trials, a new --cohort
         if searcher.pending == 0:  # nothing to train: no Ray at all
             if progress:
@@ -165,7 +166,7 @@ def run_study(
         spec = write_record(spec)
         if cohort:
             assert space is not None, "a search needs its space"
-            searcher = _cohort_searcher(spec, space)
+            searcher = _cohort_searcher(spec, experiment, space)
     start = time.perf_counter()
     try:
         if cohort:

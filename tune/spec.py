@@ -64,6 +64,7 @@ class StudySpec:
     experiment: dict[str, Any] | None = None  # the resolved experiment (excolor.experiments.to_dict)
     device: str = "cpu"
     gpus_per_trial: float = 0.0
+    constraints: tuple[str, ...] = ()  # search: bounds on objectives, e.g. 'recon<=2e-05'
     layout: str | None = None  # 'cohort': configurations recorded in trials/<number>/ (analysis.record)
     cohort: int | None = None  # configurations per Ray trial (None: sized to the cluster)
 
@@ -121,6 +122,7 @@ def check_existing(spec: StudySpec) -> StudySpec | None:
         old["experiment"] = to_dict(replace(ran, stream=old.get("stream") or "hash"))
     for key in ("layout", "cohort"):  # records made before cohorts
         old.setdefault(key, None)
+    old.setdefault("constraints", [])
     ignored = _MAY_CHANGE | (_MAY_CHANGE_IN_COHORT_SEARCH if spec.layout == "cohort" else set())
     diffs = [k for k in record if k not in ignored and json.dumps(old.get(k)) != json.dumps(record[k])]
     if diffs:

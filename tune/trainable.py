@@ -1,7 +1,7 @@
 """The Ray Tune trainable: one trial = one configuration trained on a population of seeds.
 
 After every validation the trial reports per-seed aggregates of the original metrics (mean, std and
-the 10 % quantile of each, e.g. ``score_mean``, ``val_recon_q10``) with a checkpoint of the whole
+the 10 % quantile of each, ``analysis.aggregate``) with a checkpoint of the whole
 population; on restart it resumes from ``tune.get_checkpoint()`` exactly where it stopped. Only
 finite numbers reach Tune and Optuna:
 
@@ -14,7 +14,6 @@ finite numbers reach Tune and Optuna:
 
 from __future__ import annotations
 
-import math
 import os
 import tempfile
 import time
@@ -25,27 +24,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from analysis.aggregate import aggregate
 from analysis.record import DOPESHEET_FILE, EXPERIMENT_FILE, SEEDS_FILE
 
 if TYPE_CHECKING:
     from excolor.config import Experiment
     from tune.space import SearchSpace
 
-__all__ = ["DIVERGED_VALUE", "TrialDiverged", "TrialSettings", "aggregate", "train_trial", "trial_experiment"]
-
-DIVERGED_VALUE: dict[str, float] = {
-    "score": 0.0,  # no ablation effect at all
-    "ablated_r": 0.0,
-    "val_recon": 1.0,  # the largest possible clamped squared error
-    "val_loss": 1.0,
-    "val_anchor": 2.0 * 31 / 351,  # red pointing away from its axis (batch-weighted, §4.4)
-    "val_anti-anchor": 1.0,
-    "red_angle_deg": 180.0,
-    "max_train_recon": 1.0,
-}
-"""What a diverged seed counts as in the aggregates (worst value of each metric). Metrics not listed
-here -- another experiment's ``val_<regularizer>`` -- count at the worst value any seed of the trial
-reached, and an intervention's ``<name>_r`` at 0 (no correlation)."""
+__all__ = ["TrialDiverged", "TrialSettings", "train_trial", "trial_experiment"]
 
 CHECKPOINT_FILE = "population.pt"
 
@@ -66,41 +52,7 @@ class TrialSettings:
     checkpoint_every_s: float = 10.0  # population checkpoints at most this often (and at the end)
     device: str = "cpu"  # 'cpu', 'cuda' or 'auto' (resolved on the node that runs the trial)
     study_dir: str | None = None  # cohort searches write each configuration's record under it
-
-
-def _aggregated(metrics: Mapping[str, np.ndarray]) -> list[str]:
-    """The per-seed metrics that get mean/std/q10: the known ones, every val_*, every <intervention>_r."""
-    extra = [k for k in metrics if k not in DIVERGED_VALUE and (k.startswith("val_") or k.endswith("_r"))]
-    return [k for k in DIVERGED_VALUE if k in metrics] + extra
-
-
-def _diverged_value(key: str, values: np.ndarray) -> float:
-    if key in DIVERGED_VALUE:
-        return DIVERGED_VALUE[key]
-    if key.endswith("_r") and not key.startswith("val_"):
-        return 0.0
-    finite = values[np.isfinite(values)]
-    return float(finite.max()) if finite.size else 1.0
-
-
-def aggregate(metrics: Mapping[str, np.ndarray], *, diverged: np.ndarray) -> dict[str, float]:
-    """Per-seed arrays -> finite scalars: ``<metric>_mean``, ``_std``, ``_q10`` for each metric."""
-    out: dict[str, float] = {}
-    for key in _aggregated(metrics):
-        values = np.asarray(metrics[key], dtype=np.float64).copy()
-        bad = diverged | ~np.isfinite(values)
-        values[bad] = _diverged_value(key, np.where(bad, np.nan, values))
-        out[f"{key}_mean"] = float(values.mean())
-        out[f"{key}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
-        out[f"{key}_q10"] = float(np.quantile(values, 0.1))
-    out["diverged_frac"] = float(np.mean(diverged))
-    if "collapsed" in metrics:
-        out["collapsed_frac"] = float(np.mean(np.asarray(metrics["collapsed"], dtype=bool)))
-    for key in metrics:
-        if key.startswith("labels/n/") and key != "labels/n_total":
-            out[f"{key}_mean"] = float(np.mean(metrics[key]))
-    assert all(math.isfinite(v) for v in out.values()), out
-    return out
+    records: str | None = None  # ... in this subdirectory (default: trials/; validations: validation/<label>)
 
 
 def trial_experiment(settings: TrialSettings, config: Mapping[str, Any]) -> Experiment:

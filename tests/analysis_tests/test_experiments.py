@@ -67,7 +67,15 @@ def test_a_study_without_an_experiment_record_is_ex_2_9_1_at_its_hidden_width(tm
     assert "experiment" not in study.record
     assert study.experiment.name == "ex-2.9.1" and study.experiment.model.shape == (5, 10, 2)
     assert study.validating == ("anchor", "anti-anchor")
-    assert [o.name for o in study.known_objectives] == ["score", "recon", "anchor", "anti-anchor", "score-q10"]
+    assert [o.name for o in study.known_objectives] == [
+        "score",
+        "recon",
+        "anchor",
+        "anti-anchor",
+        "score-q10",
+        "score-cvar10",
+        "fail-rate",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -175,14 +183,16 @@ def test_objectives_resolve_against_the_studys_experiment(s28: Path) -> None:
     ]
     with pytest.raises(
         AnalysisError,
-        match=r"unknown objective 'anchor'; known objectives: score, recon, reg-anchor, reg-anti-anchor, score-q10 "
-        r"\(the objectives of experiment ex-2.8\)",
+        match=r"unknown objective 'anchor'; known objectives: score, recon, reg-anchor, reg-anti-anchor, score-q10, "
+        r"score-cvar10, fail-rate \(the objectives of experiment ex-2.8\)",
     ):
         front_summary(study, ["score", "anchor"])
     summary = front_summary(study, ["score", "reg-anti-anchor"])
     assert summary.columns == ["score_mean", "val_reg-anti-anchor_mean"] and len(summary.front) >= 1
     only_anchor = load_study(write_study(s28.parent / "x", "s24", [FakeTrial()], experiment="ex-2.4"))
-    with pytest.raises(AnalysisError, match="known objectives: score, recon, reg-anchor, score-q10"):
+    with pytest.raises(
+        AnalysisError, match="known objectives: score, recon, reg-anchor, score-q10, score-cvar10, fail-rate"
+    ):
         resolve_objectives(["reg-anti-anchor"], only_anchor.experiment)
 
 

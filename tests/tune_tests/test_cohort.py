@@ -190,3 +190,88 @@ def test_a_sigkilled_cohort_search_resumes_with_the_exact_count(tmp_path: Path) 
     after = {p.parent.name: p.stat().st_mtime_ns for p in records.glob("*/seeds.csv")}
     assert all(after[k] == v for k, v in before.items())  # finished configurations were not retrained
     assert len(after) == 8
+
+
+def test_constraints_reach_the_sampler_and_keep_infeasible_trials_off_the_front(
+    ray_session, tmp_path: Path, capsys
+) -> None:
+    args = _search(tmp_path, "cons", "--trials", "3", "--cohort", "3", "--constraint", "recon<=1e-12")
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    study = _journal(tmp_path / "cons", "cons")
+    for t in study.trials:
+        assert t.user_attrs["feasible"] is False
+        assert t.user_attrs["constraints"] == pytest.approx([t.values[1] - 1e-12])
+    loaded = load_study(tmp_path / "cons")
+    assert [str(c) for c in loaded.constraints] == ["recon<=1e-12"]
+    assert "Pareto front (max score_mean / min val_recon_mean): 0 trials" in out
+    assert "left out for breaking recon<=1e-12: 0000, 0001, 0002" in out
+    capsys.readouterr()
+    assert main([*args[:-1], "recon<=1e-3"]) == 2  # other constraints: another study
+    assert "constraints" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("recon<2e-5", "expected NAME<=VALUE"),
+        ("nope<=1", "unknown objective 'nope'"),
+        ("recon<=x", "'x' is not a number"),
+        ("recon<=nan", "must be finite"),
+    ],
+)
+def test_a_bad_constraint_is_one_line(tmp_path: Path, capsys, text: str, message: str) -> None:
+    assert main(["search", "--name", "bad", "--storage", str(tmp_path), "--constraint", text]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not (tmp_path / "bad").exists()
+
+
+def test_validate_retrains_the_best_trials_and_the_hand_schedule_on_held_out_seeds(
+    ray_session, tmp_path: Path, capsys
+) -> None:
+    assert main(_search(tmp_path, "val", "--trials", "3", "--cohort", "3")) == 0
+    capsys.readouterr()
+    study_dir = tmp_path / "val"
+    assert main(["validate", str(study_dir), "--seeds", "10-13", "--top", "1"]) == 0
+    out = capsys.readouterr().out
+    record = json.loads((study_dir / "validation" / "10-13" / "validation.json").read_text())
+    assert record["seeds"] == [10, 11, 12, 13] and record["hand"] == "0000"
+    assert record["trials"][0] == "0000" and len(record["trials"]) in (1, 2)  # the best may be the hand schedule
+    from analysis.validation import heldout_table, read_validations
+
+    (validation,) = read_validations(study_dir)
+    assert sorted(validation.per_seed["seed"].unique()) == [10, 11, 12, 13]
+    table = heldout_table(load_study(study_dir), validation)
+    assert set(table["trial_id"]) == set(record["trials"])
+    assert (table["heldout_seeds"] == 4).all() and (table["search_seeds"] == 3).all()
+    hand = table[table["hand"]].iloc[0]
+    assert np.isnan(hand["vs_hand"])  # no difference of the hand schedule to itself
+    alone = train(load_experiment(trial_record_dir(study_dir, 0) / "experiment.yaml"), [10, 11, 12, 13]).metrics
+    assert hand["heldout_score"] == pytest.approx(float(np.mean(alone["score"])), rel=1e-9)
+    assert "held-out validation of 'val'" in out
+    # a rerun trains nothing new
+    assert main(["validate", str(study_dir), "--seeds", "10-13", "--top", "1"]) == 0
+    assert "0 to train" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--seeds", "1-5"], "overlap the study's own seeds (0-2) at 1-2"),
+        (["--seeds", "50-51", "--trial", "9999"], "--trial 9999: no such trial"),
+    ],
+)
+def test_validate_refuses_overlapping_seeds_and_unknown_trials(tmp_path: Path, capsys, args, message) -> None:
+    from tests.analysis_tests._studies import FakeTrial, write_study
+
+    study = write_study(tmp_path, "st", [FakeTrial(seeds=[0, 1, 2])])
+    assert main(["validate", str(study), *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_validate_a_missing_study_is_one_line(tmp_path: Path, capsys) -> None:
+    assert main(["validate", str(tmp_path / "nope"), "--seeds", "10-11"]) == 2
+    err = capsys.readouterr().err
+    assert "does not exist" in err and err.count("\n") == 1
