@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _finished(study: Path) -> int:
     n = 0
-    for result in study.glob("*/result.json"):
+    for result in study.glob("trials/*/result.json"):  # one record per configuration (cohort searches)
         lines = [ln for ln in result.read_text().splitlines() if ln.strip()]
         n += bool(lines) and json.loads(lines[-1]).get("final", False)
     return n
@@ -71,13 +71,13 @@ def test_driver_killed_mid_study_then_rerun_completes_exactly(tmp_path: Path) ->
     second = _cli(args)
     out, _ = second.communicate(timeout=400)
     assert second.returncode == 0, out
-    assert "resuming" in out
+    assert "continuing search 'k'" in out
     storage = JournalStorage(JournalFileBackend(str(study / "optuna.journal")))
     trials = optuna.load_study(study_name="k", storage=storage).get_trials(deepcopy=False)
     states = [t.state.name for t in trials]
     assert states.count("COMPLETE") == 6 and "RUNNING" not in states, states
     assert _finished(study) == 6
-    assert len([p for p in study.iterdir() if (p / "params.json").exists()]) == 6
+    assert len([p for p in (study / "trials").iterdir() if (p / "params.json").exists()]) == 6
 
 
 def test_lost_node_trial_resumes_from_checkpoint_and_trials_spread(tmp_path: Path) -> None:
