@@ -6,6 +6,7 @@ finishes it: no duplicate trials, the requested trial count exactly.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import math
 import sys
@@ -180,6 +181,10 @@ def run_study(
                 verb = "resuming" if restore else "starting"
                 print(f"{verb} {spec.kind} {spec.name!r} in {spec.directory}", file=sys.stderr)
         results = tuner.fit()
+        # NOTE(excolor): Ray's WandbLoggerCallback.__del__ calls ray.is_initialized(); run at
+        # interpreter exit it prints a traceback (the ray module is gone), so it is collected here.
+        del tuner
+        gc.collect()
     finally:
         if embedded_session is not None:
             shutdown_embedded_ray(embedded_session)

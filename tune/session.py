@@ -10,6 +10,9 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from tune.errors import UsageError
@@ -27,6 +30,13 @@ def prepare_environment(address: str | None, wandb_mode: str) -> None:
     # Ray's C++ core prints warnings such as "_WandbLoggingActor ... max_restarts" as errors on the
     # terminal; its full logs stay in /tmp/ray/session_latest/logs. Set it yourself to see them.
     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
+    # Tune's new console output draws a configuration box and hints (TensorBoard, "View detailed
+    # results") even at verbose=0; the legacy reporter at verbose=0 prints nothing. excolor prints
+    # its own start line, one line per finished configuration and the study's status.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # W&B's offline logging actor starts in seconds the first time a trial reports; Tune would warn
+    # that its callbacks are "a performance bottleneck" (measured once per study, not per step).
+    os.environ.setdefault("TUNE_WARN_THRESHOLD_S", "30")
     if address and "RAY_AUTH_MODE" not in os.environ and _is_local_excolor_cluster(address):
         # `excolor cluster up` starts its nodes with token auth; a driver needs token mode too. Ray
         # reads the token from ~/.ray/auth_token; it is never printed. For other clusters, export the
@@ -43,6 +53,30 @@ def _is_local_excolor_cluster(address: str) -> bool:
     return (cluster_temp_dir(int(port)) / STATE_FILE).exists()
 
 
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[Callable[[], str]]:
+    """Hold back what ``ray.init`` prints on stderr (its token-auth banner, a C++ log-level line).
+
+    Both the Python and the C++ side write to file descriptor 2, so the descriptor itself is
+    redirected to a temporary file for the call; ``EXCOLOR_VERBOSE=1`` prints it afterwards.
+    Ray's full logs stay in its session directory.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    held = tempfile.TemporaryFile(mode="w+b")
+    os.dup2(held.fileno(), 2)
+    text: list[str] = []
+    try:
+        yield lambda: "".join(text)
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        held.seek(0)
+        text.append(held.read().decode(errors="replace"))
+        held.close()
+
+
 def init_ray(address: str | None) -> str | None:
     """Connect to or start Ray; returns the session directory when this call started an embedded Ray."""
     import ray
@@ -50,13 +84,16 @@ def init_ray(address: str | None) -> str | None:
     if ray.is_initialized():
         return None
     try:
-        if address:
-            ray.init(address=address, log_to_driver=False)
-        else:
-            ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+        with _quiet_stderr() as said:
+            if address:
+                ray.init(address=address, log_to_driver=False)
+            else:
+                ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
     except (ConnectionError, ValueError, RuntimeError) as err:
         where = f"the Ray cluster at {address!r}" if address else "an embedded Ray"
         raise UsageError(f"cannot start or reach {where}: {err}") from None
+    if os.environ.get("EXCOLOR_VERBOSE"):
+        sys.stderr.write(said())
     if address:
         return None
     node = ray._private.worker._global_node
