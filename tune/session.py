@@ -63,18 +63,17 @@ def _quiet_stderr() -> Iterator[Callable[[], str]]:
     """
     sys.stderr.flush()
     saved = os.dup(2)
-    held = tempfile.TemporaryFile(mode="w+b")
-    os.dup2(held.fileno(), 2)
     text: list[str] = []
-    try:
-        yield lambda: "".join(text)
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
-        held.seek(0)
-        text.append(held.read().decode(errors="replace"))
-        held.close()
+    with tempfile.TemporaryFile(mode="w+b") as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield lambda: "".join(text)
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            text.append(held.read().decode(errors="replace"))
 
 
 def init_ray(address: str | None) -> str | None:
