@@ -1,7 +1,13 @@
-"""Results of excolor studies: tables, Pareto fronts, plots and reports (no running Ray needed).
+"""Results of excolor studies: the study record, tables, Pareto fronts, plots and reports (no running Ray needed).
+
+``analysis`` sits between the science and the runner (``excolor <- analysis <- tune``): ``tune``
+writes study records through ``record`` and reads objectives from ``objectives``.
 
 - ``errors``      ``AnalysisError``, the one error for bad input (a ValueError; one line)
-- ``objectives``  objective names shared with ``tune`` -> columns and directions, per experiment
+- ``record``      the study record: file names, format id, the trial-state rule, study.json read/write
+- ``objectives``  objective names -> columns and directions, per experiment; constraints
+- ``aggregate``   per-seed results -> trial-level values (mean, std, q10, cvar10, fail rate)
+- ``validation``  held-out validations (``excolor validate``): records and the paired comparison
 - ``results``     a study directory -> ``Study`` (its experiment, trials, per-seed rows, Optuna trials);
                   several side by side
 - ``pareto``      fronts, ranks, hypervolume (history), seed attainment (moocore); the §9.10 original rule
@@ -10,7 +16,7 @@
                   and error-vs-similarity data
 - ``plots``       matplotlib figures (PNG, no pyplot)
 - ``report``      report.md, self-contained report.html, best_model_table.tex, pareto.csv
-- ``cli``         what ``excolor pareto`` and ``excolor report`` run
+- ``cli``         what ``excolor status``, ``pareto`` and ``report`` run
 
 ``write_report`` and ``ReportPaths`` are imported on first use: matplotlib is only paid for when a
 report is made. Loading a study reads its experiment record, which imports ``excolor`` (and torch).

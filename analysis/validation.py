@@ -140,6 +140,7 @@ def heldout_table(study: Study, validation: Validation) -> pd.DataFrame:
         )
         score = np.where(diverged, 0.0, mine["score"].to_numpy(dtype=np.float64))
         row: dict[str, Any] = {"trial_id": trial_id, "hand": trial_id == validation.hand}
+        row["vs_hand"] = row["vs_hand_low"] = row["vs_hand_high"] = math.nan
         if trial_id in by_id.index:
             search = by_id.loc[trial_id]
             row["search_score"] = search.get("score_mean")

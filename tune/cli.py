@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tune.arguments import positive_int
-from tune.errors import UsageError
+from tune.errors import Interrupted, UsageError
 
 __all__ = ["main"]
 
@@ -285,6 +285,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as err:
         print(f"excolor {args.command}: error: {err}", file=sys.stderr)
         return EXIT_USAGE
+    except Interrupted as err:
+        print(f"excolor {args.command}: interrupted: {err}", file=sys.stderr)
+        return 128 + err.signum
     except KeyboardInterrupt:
         print(f"excolor {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -120,6 +120,11 @@ class CohortSearcher(Searcher):  # type: ignore[misc]
         return len(self._retrain) + self.to_ask
 
     @property
+    def live(self) -> int:
+        """Configurations handed to Ray trials that have not ended."""
+        return sum(len(v) for v in self._live.values())
+
+    @property
     def cohort(self) -> int:
         return self._cohort
 

@@ -5,11 +5,19 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["UsageError", "writable_directory"]
+__all__ = ["Interrupted", "UsageError", "writable_directory"]
 
 
 class UsageError(Exception):
     """A mistake in the command line or its input files; printed without a traceback."""
+
+
+class Interrupted(Exception):
+    """The command stopped on a signal after a clean, resumable stop; exits with 128 + the signal."""
+
+    def __init__(self, signum: int, message: str) -> None:
+        super().__init__(message)
+        self.signum = signum
 
 
 def writable_directory(path: Path, flag: str) -> Path:

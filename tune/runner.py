@@ -6,16 +6,22 @@ finishes it: no duplicate trials, the requested trial count exactly.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import itertools
+import logging
 import math
+import os
+import signal
 import sys
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from analysis.objectives import objective, parse_constraint
 from analysis.record import write_study_record
 from tune.callbacks import study_callbacks
+from tune.errors import Interrupted
 from tune.searcher import fail_orphaned_trials, make_sampler, make_searcher
 from tune.session import init_ray, prepare_environment, shutdown_embedded_ray
 from tune.spec import StudySpec, check_existing, write_record
@@ -180,7 +186,8 @@ def run_study(
             if progress:
                 verb = "resuming" if restore else "starting"
                 print(f"{verb} {spec.kind} {spec.name!r} in {spec.directory}", file=sys.stderr)
-        results = tuner.fit()
+        with _graceful_stop() as stopped_by:
+            results = tuner.fit()
         # NOTE(excolor): Ray's WandbLoggerCallback.__del__ calls ray.is_initialized(); run at
         # interpreter exit it prints a traceback (the ray module is gone), so it is collected here.
         del tuner
@@ -188,6 +195,14 @@ def run_study(
     finally:
         if embedded_session is not None:
             shutdown_embedded_ray(embedded_session)
+    unfinished = cohort and (searcher.pending > 0 or searcher.live > 0)
+    if stopped_by or unfinished:
+        signum = stopped_by[0] if stopped_by else signal.SIGINT
+        raise Interrupted(
+            signum,
+            f"{spec.kind} {spec.name!r} stopped on {signal.Signals(signum).name} after a clean stop; rerun the same "
+            "command to resume it (finished configurations are kept, unfinished ones are trained again)",
+        )
     if spec.kind == "search" and not cohort:
         orphans = fail_orphaned_trials(spec.directory, spec.name)
         if orphans and progress:
@@ -202,6 +217,30 @@ def run_study(
             file=sys.stderr,
         )
     return results
+
+
+@contextlib.contextmanager
+def _graceful_stop() -> Iterator[list[int]]:
+    """SIGTERM stops the Tune run as Ctrl-C does (Tune's graceful stop, through SIGUSR1); yields the signals seen.
+
+    Ray Tune handles SIGINT itself (it ends the run and returns); SIGTERM would kill the driver
+    mid-write. Tune's own "resume with Tuner.restore" advice is silenced: a rerun resumes.
+    """
+    seen: list[int] = []
+
+    def on_term(signum: int, frame: Any) -> None:
+        seen.append(signum)
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    tune_logger = logging.getLogger("ray.tune.tune")
+    level = tune_logger.level
+    tune_logger.setLevel(logging.ERROR)
+    try:
+        yield seen
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        tune_logger.setLevel(level)
 
 
 def _print_cohort_start(spec: StudySpec, searcher: Any, resumed: bool, address: str | None) -> None:

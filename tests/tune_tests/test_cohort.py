@@ -176,12 +176,16 @@ def test_default_cohorts_fill_the_slots_and_cap_the_population() -> None:
 
 
 @pytest.mark.slow
-def test_a_sigkilled_cohort_search_resumes_with_the_exact_count(tmp_path: Path) -> None:
-    """The driver dies with SIGKILL after the first configurations finished; the rerun trains only the rest."""
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGKILL, -9), (signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_stopped_cohort_search_resumes_with_the_exact_count(tmp_path: Path, signum: int, status: int) -> None:
+    """The driver is stopped after the first configurations finished; the rerun trains only the rest.
+
+    SIGTERM and SIGINT end in a clean stop with status 143 / 130; SIGKILL leaves Optuna trials RUNNING.
+    """
     args = [sys.executable, "-m", "tune.cli", *_search(tmp_path, "kill", "--trials", "8", "--cohort", "2")]
     args[args.index("40")] = "300"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     records = tmp_path / "kill" / "trials"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
@@ -189,8 +193,8 @@ def test_a_sigkilled_cohort_search_resumes_with_the_exact_count(tmp_path: Path) 
         if len(finals) >= 2:
             break
         time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    proc.send_signal(signum)
+    assert proc.wait(timeout=120) == status
     before = {p.parent.name: p.stat().st_mtime_ns for p in records.glob("*/seeds.csv")}
     assert before, "no configuration finished before the kill"
     rerun = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
