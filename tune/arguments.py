@@ -35,6 +35,7 @@ __all__ = [
 DEFAULT_SEARCH_SEEDS = "0-7"
 """Seeds of a search when ``--seeds`` is not given: small, as every configuration trains on all."""
 MAX_SEEDS_PER_RANGE = 10_000_000
+MAX_NAME_BYTES = 100  # a directory name, with room for Ray's own names inside it
 
 
 def parse_seeds(text: str, *, flag: str = "--seeds") -> list[int]:
@@ -114,6 +115,8 @@ def parse_name(text: str) -> str:
     """--name: a plain directory name."""
     if not text or text in {".", ".."} or "/" in text or "\\" in text or text.startswith("-"):
         raise UsageError(f"--name must be a plain directory name, got {text!r}")
+    if len(text.encode()) > MAX_NAME_BYTES or not text.isprintable():
+        raise UsageError(f"--name must be at most {MAX_NAME_BYTES} bytes of printable text, got {len(text.encode())}")
     return text
 
 

@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 from analysis.objectives import objective, parse_constraint
 from analysis.record import write_study_record
 from tune.callbacks import study_callbacks
-from tune.errors import Interrupted
+from tune.errors import Interrupted, UsageError
 from tune.searcher import fail_orphaned_trials, make_sampler, make_searcher
-from tune.session import init_ray, prepare_environment, shutdown_embedded_ray
-from tune.spec import StudySpec, check_existing, write_record
+from tune.session import check_resources, init_ray, prepare_environment, shutdown_embedded_ray
+from tune.spec import StudySpec, check_existing, study_lock, write_record
 from tune.trainable import TrialSettings, train_trial
 
 if TYPE_CHECKING:
@@ -154,6 +154,14 @@ def run_study(
         progress: print start, per-trial and end lines on stderr.
     """
     prepare_environment(address, spec.wandb)
+    check_existing(spec)  # a foreign directory or a different study is refused before anything is written
+    with study_lock(spec):
+        return _run_study(spec, experiment, space, address=address, progress=progress)
+
+
+def _run_study(
+    spec: StudySpec, experiment: Experiment, space: SearchSpace | None, *, address: str | None, progress: bool
+) -> Any:
     from ray import tune
 
     existing = check_existing(spec)
@@ -169,6 +177,12 @@ def run_study(
             return None
     restore = existing is not None and not cohort and tune.Tuner.can_restore(str(spec.directory))
     embedded_session = init_ray(address)  # before writing anything: an unreachable cluster leaves no trace
+    if embedded_session is not None:  # an embedded Ray is all there is; a cluster may still grow (autoscaler)
+        try:
+            check_resources(spec.cpus_per_trial, spec.gpus_per_trial)
+        except UsageError:
+            shutdown_embedded_ray(embedded_session)
+            raise
     if existing is None:
         spec = write_record(spec)
         if cohort:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from tune.errors import UsageError
 
-__all__ = ["init_ray", "prepare_environment", "shutdown_embedded_ray"]
+__all__ = ["check_reachable", "check_resources", "init_ray", "prepare_environment", "shutdown_embedded_ray"]
 
 
 def prepare_environment(address: str | None, wandb_mode: str) -> None:
@@ -76,12 +77,49 @@ def _quiet_stderr() -> Iterator[Callable[[], str]]:
             text.append(held.read().decode(errors="replace"))
 
 
+def check_reachable(address: str, *, timeout_s: float = 30.0) -> None:
+    """Refuse a ``HOST:PORT`` cluster address that accepts no connection within ``timeout_s``.
+
+    NOTE(excolor): ``ray.init(address=...)`` retries an unreachable address for good (seen: still
+    waiting after 7 minutes); a plain TCP connection to the GCS port answers in seconds.
+    """
+    host, sep, port = address.rpartition(":")
+    if address == "auto" or "://" in address or not sep or not port.isdigit():
+        return
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            return
+    except OSError as err:
+        reason = f"no answer within {timeout_s:g} s" if isinstance(err, TimeoutError) else (err.strerror or str(err))
+        raise UsageError(
+            f"cannot reach the Ray cluster at {address} ({reason}); is it up? "
+            "(`excolor cluster up` starts one on this machine)"
+        ) from None
+
+
+def check_resources(cpus_per_trial: int, gpus_per_trial: float) -> None:
+    """Refuse a trial that no node of this Ray can ever hold (Tune would wait for it for good)."""
+    import ray
+
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    cpus = max((float(r.get("CPU", 0)) for r in nodes), default=0.0)
+    gpus = max((float(r.get("GPU", 0)) for r in nodes), default=0.0)
+    if cpus_per_trial > cpus:
+        raise UsageError(f"--cpus-per-trial {cpus_per_trial}: no node of this Ray has that many CPUs (most: {cpus:g})")
+    if gpus_per_trial > gpus:
+        raise UsageError(
+            f"--gpus-per-trial {gpus_per_trial:g}: no node of this Ray has that many GPUs (most: {gpus:g})"
+        )
+
+
 def init_ray(address: str | None) -> str | None:
     """Connect to or start Ray; returns the session directory when this call started an embedded Ray."""
     import ray
 
     if ray.is_initialized():
         return None
+    if address:
+        check_reachable(address, timeout_s=float(os.environ.get("EXCOLOR_CONNECT_TIMEOUT_S", "30")))
     try:
         with _quiet_stderr() as said:
             if address:

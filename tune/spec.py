@@ -7,8 +7,14 @@ refused with the settings that differ. The record's format and file names belong
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
 import secrets
+import socket
+import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,7 +27,7 @@ from tune.errors import UsageError
 if TYPE_CHECKING:
     from excolor.config import Experiment
 
-__all__ = ["SAMPLERS", "StudySpec", "check_existing", "write_record"]
+__all__ = ["LOCK_FILE", "SAMPLERS", "StudySpec", "check_existing", "study_lock", "write_record"]
 
 SAMPLERS = ("tpe", "nsga2", "gp", "random")
 """Optuna samplers a search can use (``--sampler``)."""
@@ -103,7 +109,7 @@ def check_existing(spec: StudySpec) -> StudySpec | None:
     """
     directory = spec.directory
     if not (directory / STUDY_FILE).exists():
-        if directory.exists() and any(directory.iterdir()):
+        if directory.exists() and any(p.name != LOCK_FILE for p in directory.iterdir()):
             raise UsageError(f"{directory} exists and is not an excolor study (no {STUDY_FILE}); use another --name")
         return None
     try:
@@ -139,6 +145,41 @@ def _difference(key: str, old: Any, new: Any) -> str:
         fields = [k for k in new if json.dumps(old.get(k)) != json.dumps(new[k])]
         return f"experiment: {old.get('name')!r} -> {new.get('name')!r} (differs in {', '.join(fields)})"
     return f"{key}: {old!r} -> {new!r}"
+
+
+LOCK_FILE = ".excolor.lock"
+"""Held (``flock``) by the one command that runs the study; the kernel drops it when that process dies."""
+
+
+@contextlib.contextmanager
+def study_lock(spec: StudySpec) -> Iterator[None]:
+    """One driver per study: a second ``excolor search|sweep`` on the same study is refused at once.
+
+    The lock is an advisory ``flock`` on ``STUDY/.excolor.lock``: a driver that dies (SIGKILL
+    included) releases it, so a stale lock cannot block a rerun.
+    """
+    spec.directory.mkdir(parents=True, exist_ok=True)
+    path = spec.directory / LOCK_FILE
+    with path.open("a+", encoding="utf-8") as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            raise UsageError(
+                f"{spec.directory} is being run by {holder}; one command runs a study at a time "
+                "(wait for it, or stop it and rerun)"
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"excolor (pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')})")
+        f.flush()
+        try:
+            yield
+        finally:
+            f.seek(0)
+            f.truncate()
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def write_record(spec: StudySpec) -> StudySpec:

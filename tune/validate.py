@@ -23,7 +23,7 @@ from analysis.tables import front_summary
 from analysis.validation import Validation, heldout_table, read_validations, seeds_label, validation_dir
 from tune.errors import UsageError
 from tune.runner import default_cohort
-from tune.session import init_ray, prepare_environment, shutdown_embedded_ray
+from tune.session import check_resources, init_ray, prepare_environment, shutdown_embedded_ray
 
 __all__ = ["choose_trials", "heldout_text", "run_validation"]
 
@@ -133,6 +133,8 @@ def _train(
     try:
         import ray
 
+        if session is not None:
+            check_resources(cpus_per_trial, 0.0)
         slots = max(1, int(ray.cluster_resources().get("CPU", 1) // cpus_per_trial))
         size = cohort or default_cohort(len(members), len(seeds), slots=slots, device="cpu")
         chunks = [members[i : i + size] for i in range(0, len(members), size)]

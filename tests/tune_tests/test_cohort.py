@@ -289,3 +289,40 @@ def test_validate_a_missing_study_is_one_line(tmp_path: Path, capsys) -> None:
     assert main(["validate", str(tmp_path / "nope"), "--seeds", "10-11"]) == 2
     err = capsys.readouterr().err
     assert "does not exist" in err and err.count("\n") == 1
+
+
+def test_a_second_driver_on_a_study_is_refused(tmp_path: Path, capsys) -> None:
+    from tune.spec import StudySpec, study_lock
+
+    spec = StudySpec(kind="search", name="locked", storage=str(tmp_path), seeds=(0,), seeds_per_trial=1)
+    with study_lock(spec):
+        assert main(_search(tmp_path, "locked", "--trials", "2")) == 2
+        err = capsys.readouterr().err
+        assert "is being run by excolor (pid" in err and err.count("\n") == 1
+    assert not (tmp_path / "locked" / "study.json").exists()
+    with study_lock(spec):  # released: the next command takes it
+        pass
+
+
+def test_an_unreachable_cluster_is_refused_quickly(tmp_path: Path, capsys) -> None:
+    started = time.monotonic()
+    assert main(_search(tmp_path, "far", "--address", "127.0.0.1:1")) == 2
+    assert time.monotonic() - started < 60
+    err = capsys.readouterr().err
+    assert "cannot reach the Ray cluster at 127.0.0.1:1" in err and err.count("\n") == 1
+    assert not (tmp_path / "far" / "study.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--name", "x" * 300, "at most 100 bytes"),
+        ("--sampler-seed", "-1", "--sampler-seed: expected an integer in 0..4294967295"),
+    ],
+)
+def test_bad_study_flags_are_one_line_before_anything_is_written(tmp_path: Path, capsys, flag, value, message) -> None:
+    args = ["search", "--name", "ok", "--storage", str(tmp_path), flag, value]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not any(tmp_path.iterdir())
