@@ -7,6 +7,7 @@ error: it gets an honest empty answer.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -17,7 +18,7 @@ from analysis.report import format_number, format_table, front_table, write_repo
 from analysis.results import Study, load_study
 from analysis.tables import front_summary
 
-__all__ = ["pareto_command", "report_command", "status_command", "status_text"]
+__all__ = ["fitted", "pareto_command", "report_command", "status_command", "status_text"]
 
 
 def _csv_path(study_dir: Path, out: Path | None) -> Path:
@@ -25,6 +26,33 @@ def _csv_path(study_dir: Path, out: Path | None) -> Path:
         return study_dir / "report" / "pareto.csv"
     out = out.expanduser()
     return out / "pareto.csv" if out.is_dir() or out.suffix == "" else out
+
+
+def fitted(shown: pd.DataFrame, /, *, width: int | None = None) -> str:
+    """A text table cut into blocks of columns that fit the terminal, each led by the first column.
+
+    >>> frame = pd.DataFrame({"trial_id": ["0001"], "a" * 30: ["1"], "b" * 30: ["2"]})
+    >>> print(fitted(frame, width=40))
+    trial_id aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa
+        0001                              1
+    <BLANKLINE>
+    trial_id bbbbbbbbbbbbbbbbbbbbbbbbbbbbbb
+        0001                              2
+    """
+    width = width or shutil.get_terminal_size((100, 24)).columns
+    if shown.shape[1] <= 1:
+        return shown.to_string(index=False)
+    key, rest = shown.columns[0], list(shown.columns[1:])
+    cell = {c: max(len(str(c)), *(len(str(v)) for v in shown[c])) + 1 for c in shown.columns}
+    blocks: list[list[str]] = [[]]
+    used = cell[key]
+    for c in rest:
+        if blocks[-1] and used + cell[c] > width:
+            blocks.append([])
+            used = cell[key]
+        blocks[-1].append(c)
+        used += cell[c]
+    return "\n\n".join(shown[[key, *block]].to_string(index=False) for block in blocks)
 
 
 _STATUS_COLUMNS = ("score_mean", "score_sem", "score_q10", "val_recon_mean")
@@ -61,7 +89,7 @@ def status_text(study: Study, /) -> str:
     else:
         columns = [*_STATUS_COLUMNS, *(c for c in summary.columns if c not in _STATUS_COLUMNS), *_STATUS_TAIL]
         table = summary.front[["trial_id", *(c for c in columns if c in summary.front.columns)]]
-        lines.append(format_table(table).to_string(index=False))
+        lines.append(fitted(format_table(table)))
     if summary.invalid:
         lines.append(f"left out for a NaN or infinite objective: {', '.join(summary.invalid)}")
     if summary.infeasible:
@@ -109,9 +137,7 @@ def pareto_command(directory: Path, objectives: list[str] | None, out: Path | No
             f"Pareto front ({labels}): {len(summary.front)} of {len(summary.done)} done trials; "
             f"hypervolume {summary.hypervolume:.4f} (normalised objectives, reference 1.1)"
         )
-        shown = format_table(table)
-        with pd.option_context("display.width", 200, "display.max_columns", 50):
-            print(shown.to_string(index=False))
+        print(fitted(format_table(table)))
     if summary.invalid:
         print(f"left out for a NaN or infinite objective: {', '.join(summary.invalid)}")
     if summary.infeasible:

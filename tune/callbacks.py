@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
+import time
 from typing import TYPE_CHECKING, Any
 
 from analysis.objectives import objective
@@ -14,6 +16,20 @@ if TYPE_CHECKING:
 __all__ = ["study_callbacks"]
 
 
+HEARTBEAT_S = float(os.environ.get("EXCOLOR_HEARTBEAT_S", "30"))
+"""Seconds between heartbeat lines while nothing else is printed."""
+
+
+def _duration(seconds: float) -> str:
+    """``75.0`` -> ``'1m15s'``; ``3725`` -> ``'1h02m'``."""
+    s = round(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+
+
 def _progress(spec: StudySpec, done: int) -> Any:
     from ray import tune
 
@@ -21,11 +37,40 @@ def _progress(spec: StudySpec, done: int) -> Any:
     objectives = [objective(name) for name in spec.objectives]
 
     class _Progress(tune.Callback):  # type: ignore[misc]
-        """One line per finished or failed trial: the study's objectives and the best score so far."""
+        """A line per finished configuration (the study's objectives), and a heartbeat in between."""
 
         def __init__(self) -> None:
-            self.finished = done
-            self.best = float("-inf")
+            self.finished = done  # configurations ended, in this run and before it
+            self.failed = 0
+            self.best: dict[str, float] = {}
+            self.start = time.monotonic()
+            self.last_line = self.start
+
+        def _say(self, text: str) -> None:
+            print(text, file=sys.stderr, flush=True)
+            self.last_line = time.monotonic()
+
+        def _best(self, values: dict) -> str:
+            for o in objectives:
+                v = float(values.get(o.column, float("nan")))
+                if math.isfinite(v):
+                    old = self.best.get(o.name)
+                    self.best[o.name] = v if old is None else (max(old, v) if o.maximise else min(old, v))
+            return "  ".join(f"{o.name} {self.best[o.name]:.4g}" for o in objectives if o.name in self.best)
+
+        def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+            now = time.monotonic()
+            if now - self.last_line < HEARTBEAT_S:
+                return
+            running = sum(t.status == "RUNNING" for t in trials)
+            elapsed = now - self.start
+            new = self.finished - done
+            eta = f"ETA {_duration(elapsed / new * (total - self.finished))}" if new else "ETA after the first results"
+            best = ", best " + "  ".join(f"{k} {v:.4g}" for k, v in self.best.items()) if self.best else ""
+            self._say(
+                f"... {self.finished}/{total} done, {self.failed} failed, {running} Ray trial(s) running; "
+                f"{_duration(elapsed)} elapsed, {eta}{best}"
+            )
 
         def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
             if not result.get("final"):
@@ -34,36 +79,26 @@ def _progress(spec: StudySpec, done: int) -> Any:
                 from tune.cohort_searcher import cohort_results
 
                 for number, outcome in sorted(cohort_results(result).items(), key=lambda kv: int(kv[0])):
-                    self._configuration(int(number), outcome, trial.trial_id)
+                    self._configuration(f"trial {int(number):04d}", outcome, f"   (Ray trial {trial.trial_id})")
                 return
-            self.finished += 1
-            score = float(result.get("score_mean", float("nan")))
-            self.best = max(self.best, score)
-            values = "  ".join(f"{o.name} {float(result.get(o.column, float('nan'))):.4g}" for o in objectives)
-            print(
-                f"[{self.finished}/{total}] {trial.trial_id}: {values}  diverged {result.get('diverged_frac', 0):.0%}"
-                f"   best score {self.best:.4g}",
-                file=sys.stderr,
-                flush=True,
-            )
+            self._configuration(trial.trial_id, {"values": result}, "")
 
-        def _configuration(self, number: int, outcome: dict, ray_trial: str) -> None:
+        def _configuration(self, name: str, outcome: dict, where: str) -> None:
             self.finished += 1
             if outcome.get("diverged"):
-                print(f"[{self.finished}/{total}] trial {number:04d}: FAIL, {outcome.get('reason')}", file=sys.stderr)
+                self.failed += 1
+                self._say(f"[{self.finished}/{total}] {name}: FAIL, {outcome.get('reason')}")
                 return
             values = outcome.get("values", {})
-            self.best = max(self.best, float(values.get("score_mean", float("-inf"))))
             shown = "  ".join(f"{o.name} {float(values.get(o.column, float('nan'))):.4g}" for o in objectives)
-            print(
-                f"[{self.finished}/{total}] trial {number:04d}: {shown}  diverged {values.get('diverged_frac', 0):.0%}"
-                f"   best score {self.best:.4g}   (Ray trial {ray_trial})",
-                file=sys.stderr,
-                flush=True,
+            best = self._best(values)
+            self._say(
+                f"[{self.finished}/{total}] {name}: {shown}  diverged {values.get('diverged_frac', 0):.0%}"
+                f"   best: {best}{where}"
             )
 
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            print(f"[failed] {trial.trial_id}: {trial.error_file or 'see its error.txt'}", file=sys.stderr, flush=True)
+            self._say(f"[failed] Ray trial {trial.trial_id}: {trial.error_file or 'see its error.txt'}")
 
     return _Progress()
 
