@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from analysis.objectives import objective, parse_constraint
 from analysis.record import write_study_record
 from tune.callbacks import study_callbacks
-from tune.errors import Interrupted, UsageError
+from tune.errors import Interrupted
 from tune.searcher import fail_orphaned_trials, make_sampler, make_searcher
 from tune.session import check_resources, init_ray, prepare_environment, shutdown_embedded_ray
 from tune.spec import StudySpec, check_existing, study_lock, write_record
@@ -162,54 +162,37 @@ def run_study(
 def _run_study(
     spec: StudySpec, experiment: Experiment, space: SearchSpace | None, *, address: str | None, progress: bool
 ) -> Any:
-    from ray import tune
-
     existing = check_existing(spec)
-    spec = existing or spec
-    cohort = spec.layout == "cohort"
-    if cohort and existing is not None:
+    if existing is not None and existing.layout == "cohort":
         assert space is not None, "a search needs its space"
-        searcher = _cohort_searcher(spec, experiment, space)
-        write_study_record(spec.directory, spec.record())  # a grown --trials, a new --cohort
+        write_study_record(existing.directory, existing.record())  # a grown --trials, a new --cohort
+        searcher = _cohort_searcher(existing, experiment, space)
         if searcher.pending == 0:  # nothing to train: no Ray at all
             if progress:
-                _print_cohort_start(spec, searcher, True, address)
+                _print_cohort_start(existing, searcher, True, address)
             return None
-    restore = existing is not None and not cohort and tune.Tuner.can_restore(str(spec.directory))
-    embedded_session = init_ray(address)  # before writing anything: an unreachable cluster leaves no trace
-    if embedded_session is not None:  # an embedded Ray is all there is; a cluster may still grow (autoscaler)
-        try:
-            check_resources(spec.cpus_per_trial, spec.gpus_per_trial)
-        except UsageError:
-            shutdown_embedded_ray(embedded_session)
-            raise
-    if existing is None:
-        spec = write_record(spec)
-        if cohort:
+    with _ray(address, spec):
+        # the record is written once Ray is reached: an unreachable cluster leaves no trace
+        spec = write_record(spec) if existing is None else existing
+        if spec.layout == "cohort":
             assert space is not None, "a search needs its space"
-            searcher = _cohort_searcher(spec, experiment, space)
-    start = time.perf_counter()
-    try:
-        if cohort:
-            assert space is not None
+            searcher = _cohort_searcher(spec, experiment, space) if existing is None else searcher
             tuner = _cohort_tuner(spec, experiment, space, searcher)
             if progress:
                 _print_cohort_start(spec, searcher, existing is not None, address)
         else:
+            from ray import tune
+
+            restore = existing is not None and tune.Tuner.can_restore(str(spec.directory))
             tuner = _legacy_tuner(spec, experiment, space, restore)
             if progress:
-                verb = "resuming" if restore else "starting"
-                print(f"{verb} {spec.kind} {spec.name!r} in {spec.directory}", file=sys.stderr)
-        with _graceful_stop() as stopped_by:
-            results = tuner.fit()
-        # NOTE(excolor): Ray's WandbLoggerCallback.__del__ calls ray.is_initialized(); run at
-        # interpreter exit it prints a traceback (the ray module is gone), so it is collected here.
-        del tuner
-        gc.collect()
-    finally:
-        if embedded_session is not None:
-            shutdown_embedded_ray(embedded_session)
-    unfinished = cohort and (searcher.pending > 0 or searcher.live > 0)
+                print(
+                    f"{'resuming' if restore else 'starting'} {spec.kind} {spec.name!r} in {spec.directory}",
+                    file=sys.stderr,
+                )
+        start = time.perf_counter()
+        results, stopped_by = _fit(tuner)
+    unfinished = spec.layout == "cohort" and (searcher.pending > 0 or searcher.live > 0)
     if stopped_by or unfinished:
         signum = stopped_by[0] if stopped_by else signal.SIGINT
         raise Interrupted(
@@ -217,7 +200,7 @@ def _run_study(
             f"{spec.kind} {spec.name!r} stopped on {signal.Signals(signum).name} after a clean stop; rerun the same "
             "command to resume it (finished configurations are kept, unfinished ones are trained again)",
         )
-    if spec.kind == "search" and not cohort:
+    if spec.kind == "search" and spec.layout != "cohort":
         orphans = fail_orphaned_trials(spec.directory, spec.name)
         if orphans and progress:
             print(
@@ -231,6 +214,30 @@ def _run_study(
             file=sys.stderr,
         )
     return results
+
+
+@contextlib.contextmanager
+def _ray(address: str | None, spec: StudySpec) -> Iterator[None]:
+    """The command's Ray: reached or started, checked to hold a trial, stopped at the end if started here."""
+    session = init_ray(address)
+    try:
+        if session is not None:  # an embedded Ray is all there is; a cluster may still grow (autoscaler)
+            check_resources(spec.cpus_per_trial, spec.gpus_per_trial)
+        yield
+    finally:
+        if session is not None:
+            shutdown_embedded_ray(session)
+
+
+def _fit(tuner: Any) -> tuple[Any, list[int]]:
+    """Tune's run, and the stop signals it saw."""
+    with _graceful_stop() as stopped_by:
+        results = tuner.fit()
+    # NOTE(excolor): Ray's WandbLoggerCallback.__del__ calls ray.is_initialized(); run at
+    # interpreter exit it prints a traceback (the ray module is gone), so it is collected here.
+    del tuner
+    gc.collect()
+    return results, stopped_by
 
 
 @contextlib.contextmanager
