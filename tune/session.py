@@ -116,10 +116,10 @@ def init_ray(address: str | None) -> str | None:
     """Connect to or start Ray; returns the session directory when this call started an embedded Ray."""
     import ray
 
-    if ray.is_initialized():
-        return None
     if address:
         check_reachable(address, timeout_s=float(os.environ.get("EXCOLOR_CONNECT_TIMEOUT_S", "30")))
+    if ray.is_initialized():
+        return None
     try:
         with _quiet_stderr() as said:
             if address:
