@@ -25,7 +25,7 @@ from analysis.record import STUDY_FILE, STUDY_FORMAT, read_study_record, write_s
 from tune.errors import UsageError
 
 if TYPE_CHECKING:
-    from excolor.config import Experiment
+    pass
 
 __all__ = ["LOCK_FILE", "SAMPLERS", "StudySpec", "check_existing", "study_lock", "write_record"]
 
@@ -93,12 +93,6 @@ class StudySpec:
         for _, values in self.scales:
             n *= len(values)
         return n
-
-    def resolved_experiment(self) -> Experiment:
-        """The study's experiment as an object (recorded in study.json; Ex 2.9.1 before experiments)."""
-        from excolor.experiments import from_dict, preset
-
-        return from_dict(self.experiment, source="study.json experiment") if self.experiment else preset()
 
 
 def check_existing(spec: StudySpec) -> StudySpec | None:
