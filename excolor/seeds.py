@@ -29,13 +29,14 @@ def _ranges(text: str) -> list[tuple[int, int]]:
         if match is None:
             raise ValueError(f"expected N, N-M or a comma-separated list of those (like 0-59 or 0,4,8), got {shown!r}")
         lo_text, hi_text = match.group(1), match.group(2) or match.group(1)
+        where = repr(part.strip()) if len(part) <= 40 else f"{part.strip()[:24]!r}... ({len(part):,} characters)"
         if max(len(lo_text.lstrip("0")), len(hi_text.lstrip("0"))) > _SEED_DIGITS:
-            raise ValueError(f"{part.strip()!r}: seeds are at most {MAX_SEED}")
+            raise ValueError(f"{where}: seeds are at most {MAX_SEED}")
         lo, hi = int(lo_text), int(hi_text)
         if hi > MAX_SEED:
-            raise ValueError(f"{part.strip()!r}: seeds are at most {MAX_SEED}")
+            raise ValueError(f"{where}: seeds are at most {MAX_SEED}")
         if hi < lo:
-            raise ValueError(f"{part.strip()!r}: a range N-M needs N <= M")
+            raise ValueError(f"{where}: a range N-M needs N <= M")
         ranges.append((lo, hi))
     return ranges
 
