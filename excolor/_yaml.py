@@ -4,9 +4,10 @@ Shared by ``excolor.experiments`` and ``tune.space``: a safe loader that also re
 number, and small checkers that turn a wrong value into one message naming the field and what was
 expected. Each checker takes ``fail(field, reason) -> Exception``, bound to the file being read.
 
-The loader keeps the bounds of :mod:`excolor.limits`: documents nest at most ``MAX_DEPTH`` levels
-(deeper is a syntax-like error with its line), and an integer of more than ``MAX_DIGITS`` digits is
-read as a :class:`HugeInteger` that every checker refuses, naming the field and the line.
+The loader keeps the bounds of :mod:`excolor.limits`: a document nests at most ``MAX_DEPTH`` levels
+and holds at most ``MAX_NODES`` values (beyond is a syntax-like error with its line), and an integer
+of more than ``MAX_DIGITS`` digits is read as a :class:`HugeInteger` that every checker refuses,
+naming the field and the line.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from excolor.limits import MAX_DEPTH, MAX_DIGITS
+from excolor.limits import MAX_DEPTH, MAX_DIGITS, MAX_NODES
 from excolor.readers import UnreadableText, read_text
 
 __all__ = [
@@ -63,16 +64,23 @@ class Loader(yaml.SafeLoader):
     NOTE(yaml): PyYAML follows YAML 1.1, where a float needs a dot and a signed exponent, so the
     natural ``low: 1e-4`` would be text; YAML 1.2 and users read it as a number.
     NOTE(yaml): PyYAML composes nested collections recursively, so ``[[[[...`` 100,000 deep ends in
-    a RecursionError; the depth is counted here and refused at ``MAX_DEPTH``.
+    a RecursionError; the depth is counted here and refused at ``MAX_DEPTH``. It is also slow
+    (~0.2 ms per value), so the values of a document are counted and refused beyond ``MAX_NODES``.
     """
 
     _depth = 0
+    _nodes = 0
 
     def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node:
         event = self.peek_event()
         nests = isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent))
         if nests and self._depth >= MAX_DEPTH:
             raise yaml.composer.ComposerError(None, None, f"nested more than {MAX_DEPTH} levels deep", event.start_mark)
+        self._nodes += 1
+        if self._nodes > MAX_NODES:
+            raise yaml.composer.ComposerError(
+                None, None, f"more than {MAX_NODES:,} values in one file", event.start_mark
+            )
         self._depth += nests
         try:
             return super().compose_node(parent, index)  # type: ignore[no-any-return]

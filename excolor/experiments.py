@@ -203,6 +203,7 @@ def from_dict(doc: object, *, source: str = "<dict>", root: str | os.PathLike[st
     if "format" in top and top["format"] != FORMAT:
         raise fail("format", f"expected {FORMAT!r} (or leave it out), got {kind(top['format'])}")
     name = text(top["name"], "name", fail)
+    _short(name, "name", fail)
     if not _NAME.fullmatch(name):
         raise fail("name", f"expected letters, digits and '_.+-' (it names result files), got {name!r}")
     description = top.get("description") or ""
@@ -287,6 +288,11 @@ def _positive(raw: object, field: str, fail: Fail) -> int:
     return raw
 
 
+def _short(name: str, field: str, fail: Fail) -> None:
+    if len(name) > limits.MAX_NAME:
+        raise fail(field, f"a name of at most {limits.MAX_NAME} characters is supported, got {len(name):,}")
+
+
 def _check_memory(model: ModelConfig, data: TrainingData, evaluation: Evaluation, fail: Fail) -> None:
     """Refuse sizes whose two models cannot fit in memory (``excolor.limits.check_memory``)."""
     sizes = {
@@ -341,6 +347,7 @@ def _data(raw: object, fail: Fail) -> TrainingData:
         f = f"data.labels.{label}"
         if not isinstance(label, str) or not _NAME.fullmatch(label):
             raise fail(f, "label names are letters, digits and '_.+-'")
+        _short(label, f, fail)
         r = mapping(rule, f, _LABEL_KEYS, _LABEL_KEYS, fail)
         if r["attribute"] not in LABEL_ATTRIBUTES:
             raise fail(f"{f}.attribute", f"expected one of {listing(LABEL_ATTRIBUTES)}, got {kind(r['attribute'])}")
@@ -380,6 +387,7 @@ def _dims(raw: object, field: str, width: int, fail: Fail) -> list[int]:
 def _regularizer(raw: object, field: str, model: ModelConfig, data: TrainingData, fail: Fail) -> RegularizerConfig:
     r = mapping(raw, field, _REG_KEYS, ("name", "kind"), fail)
     name = text(r["name"], f"{field}.name", fail)
+    _short(name, f"{field}.name", fail)
     if not _TERM_NAME.fullmatch(name):
         raise fail(
             f"{field}.name",

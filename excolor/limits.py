@@ -33,6 +33,8 @@ __all__ = [
     "MAX_GRID",
     "MAX_K_BOTTLENECK",
     "MAX_K_CODEC",
+    "MAX_NAME",
+    "MAX_NODES",
     "MAX_N_NONLINEAR",
     "MAX_POWER",
     "MAX_SEED",
@@ -64,8 +66,16 @@ RECORD_LIMIT = 64 << 20
 MAX_DEPTH = 64
 """Nesting depth of YAML and JSON documents (the files excolor reads nest 4 levels at most)."""
 
+MAX_NODES = 10_000
+"""Values (scalars, lists, mappings) in one YAML document: the presets have ~100, and PyYAML's pure-Python
+reader needs ~0.2 ms per value, so a 1 MiB flow list of 450,000 numbers would take minutes."""
+
 MAX_DIGITS = 100
 """Digits of an integer in YAML or JSON (Python refuses to convert more than 4,300 itself)."""
+
+MAX_NAME = 100
+"""Characters of a name that ends up in file names, column and metric names (an experiment, a
+regularizer, a label, a study): file systems refuse names of more than 255 bytes."""
 
 # ------------------------------------------------------------------------------------- sizes
 

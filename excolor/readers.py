@@ -180,7 +180,23 @@ def _check_depth(value: Any, limit: int) -> int | None:
     return None
 
 
-def load_json_text(text: str, *, source: str = "<string>", allow_nan: bool = False, max_depth: int = MAX_DEPTH) -> Any:
+_JSON_KINDS = {dict: "a JSON object", list: "a JSON array", str: "a string", bool: "a boolean", type(None): "null"}
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return "a number"
+    return _JSON_KINDS.get(type(value), type(value).__name__)
+
+
+def load_json_text(
+    text: str,
+    *,
+    source: str = "<string>",
+    allow_nan: bool = False,
+    max_depth: int = MAX_DEPTH,
+    expect: type | None = None,
+) -> Any:
     """Parse JSON text within the bounds of :func:`load_json_file`; ``source`` names it in errors."""
     try:
         value = json.loads(text, **_json_hooks(allow_nan))
@@ -192,6 +208,8 @@ def load_json_text(text: str, *, source: str = "<string>", allow_nan: bool = Fal
         raise JsonError(f"nested more than {max_depth} levels deep", source=source) from None
     if _check_depth(value, max_depth) is not None:
         raise JsonError(f"nested more than {max_depth} levels deep", source=source)
+    if expect is not None and (not isinstance(value, expect) or isinstance(value, bool) is not (expect is bool)):
+        raise JsonError(f"expected {_json_kind(expect())} at the top, got {_json_kind(value)}", source=source)
     return value
 
 
@@ -201,6 +219,7 @@ def load_json_file(
     limit: int = RECORD_LIMIT,
     allow_nan: bool = False,
     max_depth: int = MAX_DEPTH,
+    expect: type | None = None,
 ) -> Any:
     """A JSON document from a file, read within bounds: for study records (``study.json``).
 
@@ -208,13 +227,15 @@ def load_json_file(
     ``max_depth`` containers deep, with integers of at most ``MAX_DIGITS`` digits. ``NaN``,
     ``Infinity`` and numbers that overflow to infinity are refused unless ``allow_nan`` is true, when
     they are read as float NaN/inf and the caller must treat them (e.g. as a missing metric).
-    The shape of the document (a mapping, its keys) is the caller's to check.
+    ``expect=dict`` refuses a document that is not a JSON object (``study.json`` holding a list);
+    the rest of its shape (keys, their types) is the caller's to check.
 
     Args:
         path: The file.
         limit: Most bytes read (default ``excolor.limits.RECORD_LIMIT``, 64 MiB).
         allow_nan: Accept NaN and ±Infinity (Python writes them for float nan/inf).
         max_depth: Most nesting levels (default ``excolor.limits.MAX_DEPTH``).
+        expect: The type of the whole document (``dict`` or ``list``), or None for any.
 
     Returns:
         The parsed document (dict, list, str, int, float, bool or None).
@@ -236,7 +257,7 @@ def load_json_file(
         text = read_text(path, limit=limit)
     except UnreadableText as e:
         raise JsonError(e.reason, source=source) from None
-    return load_json_text(text, source=source, allow_nan=allow_nan, max_depth=max_depth)
+    return load_json_text(text, source=source, allow_nan=allow_nan, max_depth=max_depth, expect=expect)
 
 
 def load_json_lines(
@@ -245,12 +266,14 @@ def load_json_lines(
     limit: int = RECORD_LIMIT,
     allow_nan: bool = True,
     max_depth: int = MAX_DEPTH,
+    expect: type | None = dict,
 ) -> list[Any]:
     """The documents of a JSON Lines file (Ray Tune's ``result.json``: one JSON object per line).
 
     Bounds as :func:`load_json_file`; blank lines are skipped. ``allow_nan`` defaults to true here
-    because Ray writes NaN for a metric a trial could not compute: the caller must treat it.
-    An error names the file and the 1-based line.
+    because Ray writes NaN for a metric a trial could not compute: the caller must treat it. Each
+    line must be of type ``expect`` (a JSON object by default). An error names the file and the
+    1-based line.
     """
     source = os.fspath(path)
     try:
@@ -262,7 +285,7 @@ def load_json_lines(
         if not line.strip():
             continue
         try:
-            out.append(load_json_text(line, source=source, allow_nan=allow_nan, max_depth=max_depth))
+            out.append(load_json_text(line, source=source, allow_nan=allow_nan, max_depth=max_depth, expect=expect))
         except JsonError as e:
             raise JsonError(e.reason, source=source, line=i) from None
     return out

@@ -103,6 +103,8 @@ HOSTILE = [
     ("label-power", "power: 8,", "power: 1e300,", "data.labels.red.power", ["at most 1000"]),
     ("label-scale", "scale: 0.08", "scale: 1e-320", "data.labels.red.scale", ["labels no colour"]),
     ("score-power", "score_grid: 8,", "score_grid: 8, score_power: 1e9,", "evaluation.score_power", ["at most 1000"]),
+    ("long-name", "name: mine", "name: " + "m" * 300, "name", ["at most 100 characters", "got 300"]),
+    ("long-term-name", "{name: anchor,", "{name: " + "a" * 300 + ",", "regularizers[0].name", ["at most 100"]),
     ("dopesheet-step", "10,0.01,0.1", "1000000000000,0.01,0.1", "dopesheet", ["line 3, column 'STEP'", "1,000,000"]),
     ("dopesheet-weight", "10,0.01,0.1", "10,0.01,1e-320", "dopesheet", ["line 3, column 'anchor'", "float32"]),
 ]

@@ -11,7 +11,7 @@ import pytest
 from excolor import _yaml
 from excolor.dopesheet import Dopesheet, DopesheetError
 from excolor.experiments import ExperimentError, load_experiment, parse_experiment
-from excolor.limits import MAX_DEPTH, MAX_DIGITS, TEXT_LIMIT
+from excolor.limits import MAX_DEPTH, MAX_DIGITS, MAX_NODES, TEXT_LIMIT
 from excolor.readers import JsonError, UnreadableText, load_json_file, load_json_lines, read_text
 from tune.space import SearchSpace, SpaceError
 
@@ -71,6 +71,17 @@ def test_load_json_file_refuses(tmp_path: Path, text: str, line: int | None, fra
     assert fragment in str(err) and str(err).startswith(str(path)) and "\n" not in str(err)
 
 
+@pytest.mark.parametrize(
+    ("text", "got"), [("[1, 2]", "a JSON array"), ('"x"', "a string"), ("5", "a number"), ("null", "null")]
+)
+def test_load_json_file_expects_an_object(tmp_path: Path, text: str, got: str) -> None:
+    path = _json(tmp_path, text)
+    with pytest.raises(JsonError) as info:
+        load_json_file(path, expect=dict)
+    assert str(info.value) == f"{path}: expected a JSON object at the top, got {got}"
+    assert load_json_file(path) is not None or text == "null"
+
+
 def test_load_json_file_reads_within_bounds(tmp_path: Path) -> None:
     deep = "[" * MAX_DEPTH + "]" * MAX_DEPTH
     assert load_json_file(_json(tmp_path, deep)) is not None
@@ -100,6 +111,9 @@ def test_load_json_lines_names_the_line(tmp_path: Path) -> None:
     with pytest.raises(JsonError) as info:
         load_json_lines(path)
     assert (info.value.line, "500") == (4, "500") and "digits" in info.value.reason
+    path.write_text('{"score": 0.5}\n[1]\n')
+    with pytest.raises(JsonError, match="line 2: expected a JSON object at the top, got a JSON array"):
+        load_json_lines(path)
     path.write_text('{"score": 0.5}\n\n{"score": NaN}\n')
     rows = load_json_lines(path)
     assert rows[0] == {"score": 0.5} and math.isnan(rows[1]["score"])
@@ -125,6 +139,13 @@ def test_yaml_depth_limit() -> None:
     assert info.value.line == 1 and f"nested more than {MAX_DEPTH} levels" in info.value.reason
     ok = "[" * MAX_DEPTH + "]" * MAX_DEPTH
     assert _yaml.load(ok) is not None
+
+
+def test_yaml_value_count_limit() -> None:
+    with pytest.raises(_yaml.YamlSyntaxError) as info:
+        _yaml.load("a:\n  - [" + ",".join(["1"] * 200_000) + "]")
+    assert info.value.line == 2 and f"more than {MAX_NODES:,} values" in info.value.reason
+    assert len(_yaml.load("[" + ",".join(["1"] * (MAX_NODES - 1)) + "]")) == MAX_NODES - 1
 
 
 @pytest.mark.parametrize("nesting", ["flow", "block"])
