@@ -136,9 +136,15 @@ def load(text: str) -> Any:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark is not None else None
         column = f" (column {mark.column + 1})" if mark is not None else ""
-        raise YamlSyntaxError(f"invalid YAML: {e.problem or e.context}{column}", line) from None
+        reason = " ".join(str(e.problem or e.context).split())  # one line
+        raise YamlSyntaxError(f"invalid YAML: {reason}{column}", line) from None
+    except yaml.reader.ReaderError as e:  # a control character: no mark, and a two-line message
+        line = text.count("\n", 0, e.position) + 1
+        column = e.position - (text.rfind("\n", 0, e.position) + 1) + 1
+        code = e.character if isinstance(e.character, int) else ord(e.character)
+        raise YamlSyntaxError(f"invalid YAML: control character {code:#06x} (column {column})", line) from None
     except yaml.YAMLError as e:
-        raise YamlSyntaxError(f"invalid YAML: {e}", None) from None
+        raise YamlSyntaxError(f"invalid YAML: {' '.join(str(e).split())}", None) from None
 
 
 def listing(items: Iterable[object]) -> str:

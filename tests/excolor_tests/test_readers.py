@@ -141,6 +141,12 @@ def test_yaml_depth_limit() -> None:
     assert _yaml.load(ok) is not None
 
 
+def test_control_character_in_yaml_is_one_line() -> None:
+    with pytest.raises(ExperimentError) as info:
+        parse_experiment(EXPERIMENT.replace("name: mine", "name: mi\x00ne"), source="mine.yaml")
+    assert str(info.value) == "mine.yaml, line 1: invalid YAML: control character 0x0000 (column 9)"
+
+
 def test_yaml_value_count_limit() -> None:
     with pytest.raises(_yaml.YamlSyntaxError) as info:
         _yaml.load("a:\n  - [" + ",".join(["1"] * 200_000) + "]")
