@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from excolor.config import ModelConfig
+from excolor.data import TrainingData
 from excolor.dopesheet import Dopesheet, DopesheetError
 from excolor.experiments import ExperimentError, parse_experiment
 from excolor.limits import (
@@ -289,3 +291,20 @@ def test_train_refuses_a_dev_zero_dopesheet(tmp_path: Path, capsys: pytest.Captu
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 1 and "/dev/zero: cannot read the file: not a regular file" in lines[0]
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("build", "fragment"),
+    [
+        (lambda: ModelConfig(k_codec=10**9), "model.k_codec must be at most 65,536"),
+        (lambda: ModelConfig(n_nonlinear=10**6), "model.n_nonlinear must be at most 256"),
+        (lambda: TrainingData(batch_size=10**12), "batch_size must be at most 1,048,576"),
+        (lambda: TrainingData(validation_grid=10**4), "validation_grid must be at most 200"),
+        (lambda: TrainingData(colors="hsv-cube", hsv_shape=(10**4, 10**4, 10)), "more than 10,000,000 colours"),
+    ],
+    ids=["k_codec", "n_nonlinear", "batch_size", "validation_grid", "hsv_shape"],
+)
+def test_python_api_sizes_bounded(build: object, fragment: str) -> None:
+    """The typed configs refuse the same sizes, for callers that skip the file reader (``--hidden``)."""
+    with pytest.raises(ValueError, match=fragment):
+        build()  # type: ignore[operator]
