@@ -36,6 +36,8 @@ from pathlib import Path
 from typing import Any
 
 from analysis.errors import AnalysisError
+from excolor.limits import RECORD_LIMIT
+from excolor.readers import JsonError, UnreadableText, load_json_file, read_bytes
 
 __all__ = [
     "COHORT_LAYOUT",
@@ -80,6 +82,31 @@ STATES = ("done", "running", "failed", "pending")
 KINDS = ("sweep", "search")
 
 
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _integers(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+_FIELD_SHAPES = (
+    ("name", lambda v: isinstance(v, str), "a string"),
+    ("objectives", _strings, "a list of objective names"),
+    ("constraints", _strings, "a list of constraints such as 'recon<=2e-05'"),
+    ("seeds", _integers, "a list of seeds"),
+    ("trials", _count, "a number of trials"),
+    ("steps", _count, "a number of steps"),
+    ("experiment", lambda v: isinstance(v, dict), "an experiment (a JSON object)"),
+    ("space", lambda v: isinstance(v, dict), "a search space description (a JSON object)"),
+)
+"""study.json fields read by analysis and tune, with the shape each must have (null allowed)."""
+
+
 def trial_state(last: Mapping[str, Any] | None, *, failed: bool) -> str:
     """The state of a trial from its last report and whether it left an error.txt.
 
@@ -104,16 +131,17 @@ def read_study_record(directory: Path) -> dict[str, Any]:
     path = directory / STUDY_FILE
     if not path.is_file():
         raise AnalysisError(f"{directory} is not an excolor study (no {STUDY_FILE})")
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+    try:  # bounded: size, nesting depth, digits; NaN refused
+        record = load_json_file(path, expect=dict)
+    except (JsonError, UnreadableText) as err:
         raise AnalysisError(f"{path} is unreadable: {err}") from None
-    if not isinstance(record, dict):
-        raise AnalysisError(f"{path} is not a JSON object (not an excolor study record)")
     if record.get("format") != STUDY_FORMAT:
         raise AnalysisError(f"{path} has format {record.get('format')!r}; this excolor reads {STUDY_FORMAT!r}")
     if record.get("kind") not in KINDS:
         raise AnalysisError(f"{path} has kind {record.get('kind')!r}; expected 'sweep' or 'search'")
+    for key, ok, expected in _FIELD_SHAPES:
+        if key in record and record[key] is not None and not ok(record[key]):
+            raise AnalysisError(f"{path}: field {key!r} is {str(record[key])[:60]!r}; expected {expected}")
     return record
 
 
@@ -138,8 +166,8 @@ def read_json_lines(path: Path) -> tuple[dict[str, Any] | None, dict[str, Any] |
     second. A line being written when the copy was taken is skipped and counted.
     """
     try:
-        lines = [ln for ln in path.read_bytes().splitlines() if ln.strip()]
-    except OSError:
+        lines = [ln for ln in read_bytes(path, limit=RECORD_LIMIT).splitlines() if ln.strip()]
+    except (OSError, UnreadableText):
         return None, None, 0, 0
 
     def decode(line: bytes) -> dict[str, Any] | None:

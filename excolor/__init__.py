@@ -16,6 +16,9 @@ The package is the science: torch and numpy only, nothing of Ray, Optuna or W&B.
 - ``interventions`` suppression, repulsion, falloffs and mappers
 - ``evaluate``      ablation score, named-colour tables, error-vs-similarity correlations
 - ``plain``         a plain autograd loop: test oracle and speed baseline
+- ``limits``        every bound on user input in one place: file sizes, depth, digits, sizes, memory
+- ``readers``       bounded reading: ``read_text``, ``load_json_file`` (study records), ``load_json_lines``
+- ``seeds``         seed lists (``0-59``, ``0,4,8``) with one rule for ``--seeds`` and experiment files
 """
 
 from excolor.config import Experiment, ModelConfig

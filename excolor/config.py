@@ -12,6 +12,7 @@ from typing import Any
 from excolor.colors import RED_HSV, hsv_to_rgb
 from excolor.data import TrainingData
 from excolor.dopesheet import Dopesheet
+from excolor.limits import SIZE_FIELDS
 from excolor.model import MODEL_KINDS
 from excolor.regularizers import RegularizerConfig
 
@@ -45,6 +46,8 @@ class ModelConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"model.{name} must be a positive integer, got {value!r}")
+            if value > SIZE_FIELDS[f"model.{name}"][0]:  # before anything sized by it is allocated
+                raise ValueError(f"model.{name} must be at most {SIZE_FIELDS[f'model.{name}'][0]:,}, got {value:,}")
         if self.kind not in MODEL_KINDS:
             raise ValueError(f"model.kind must be one of {', '.join(MODEL_KINDS)}, got {self.kind!r}")
 

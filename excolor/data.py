@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from excolor.colors import ColorCube, arange_cyclic, blueness, greenness, redness, vibrancy
+from excolor.limits import MAX_BATCH_SIZE, MAX_COLORS, MAX_GRID
 
 __all__ = [
     "COLOR_SETS",
@@ -161,6 +162,12 @@ class TrainingData:
             raise ValueError("subdivisions >= 2, validation_grid >= 2 and batch_size >= 1 are required")
         if len(self.hsv_shape) != 3 or min(self.hsv_shape) < 1:
             raise ValueError(f"hsv_shape must be three positive sizes, got {self.hsv_shape!r}")
+        caps = {"batch_size": MAX_BATCH_SIZE, "subdivisions": MAX_GRID, "validation_grid": MAX_GRID}
+        for name, cap in caps.items():  # checked before anything of that size is allocated
+            if getattr(self, name) > cap:
+                raise ValueError(f"{name} must be at most {cap:,} (excolor.limits), got {getattr(self, name):,}")
+        if math.prod(self.hsv_shape) > MAX_COLORS:
+            raise ValueError(f"hsv_shape {list(self.hsv_shape)} has more than {MAX_COLORS:,} colours (excolor.limits)")
 
     def training_set(self) -> ColorSet:
         """The training colours with their label probabilities (and sampling weights)."""

@@ -23,7 +23,10 @@ Format (science.md §5.1, read strictly as §14.3 asks)::
   ``step``). An empty cell means "no keyframe here".
 * ``PHASE`` starts a named phase at that row; ``ACTION`` lists comma-separated event names.
 
-Every malformed input raises :class:`DopesheetError` naming the file, line and column.
+Every malformed input raises :class:`DopesheetError` naming the file, line and column. Files are
+read within ``excolor.limits.TEXT_LIMIT`` bytes and schedules span at most ``MAX_STEPS`` steps;
+values are finite, and a non-zero one is a normal float32 (a weight of 1e-320 would be computed
+with weight 0), at least the log floor 1e-10 in a ``log`` column.
 
 How the trainer uses it (not enforced here): optimizer step ``b`` (0-based batch index) uses
 schedule step ``min(b, length - 2)``, as the original did (science.md §14.4), and trains for
@@ -47,6 +50,8 @@ from typing import Literal, cast
 
 import numpy as np
 
+from excolor.limits import MAX_STEPS, check_steps
+
 __all__ = [
     "Dopesheet",
     "DopesheetError",
@@ -67,6 +72,10 @@ LR = "lr"
 
 # Floor applied before taking logs, as in the original (science.md §5.2).
 _LOG_FLOOR = 1e-10
+# Schedule values reach the trainer's float32 losses: beyond these bounds a value is inf or 0 there.
+_FLOAT32_TINY = float(np.finfo(np.float32).tiny)
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+_STEP_DIGITS = len(str(MAX_STEPS))
 _HEADER_LINE = 1
 
 _ABSOLUTE = re.compile(r"(?:0|[1-9][0-9]*)")
@@ -254,6 +263,8 @@ class Dopesheet:
         )
         if self.length < last + 1:
             raise ValueError(f"length {self.length} is shorter than the last marked step {last}")
+        if self.length > MAX_STEPS:
+            raise ValueError(f"length {self.length:,} is beyond the limit of {MAX_STEPS:,} steps (excolor.limits)")
 
     # ----------------------------------------------------------------------------- loading
 
@@ -395,6 +406,10 @@ class Dopesheet:
             raise TypeError(f"n_steps must be an int, got {n_steps!r}")
         if n_steps < 2:
             raise ValueError(f"n_steps must be >= 2, got {n_steps}")
+        try:
+            check_steps(int(n_steps))
+        except ValueError as e:
+            raise ValueError(f"n_steps: {e}") from None
         if self.length < 2:
             raise ValueError("cannot stretch a dopesheet of length 1")
         n = int(n_steps)
@@ -605,6 +620,7 @@ def _resolve_steps(body: list[_Row], step_col: int, source: str) -> list[int]:
     absolute: list[int | None] = []
     last: tuple[int, int] | None = None  # (step, line)
     for row, cell in zip(body, cells):
+        _check_step_digits(cell, row.line, source)
         if _ABSOLUTE.fullmatch(cell):
             step = int(cell)
             if last is not None and step <= last[0]:
@@ -621,7 +637,7 @@ def _resolve_steps(body: list[_Row], step_col: int, source: str) -> list[int]:
             absolute.append(None)
         else:
             raise DopesheetError(
-                f"expected a STEP like N, +N, -N, +F or -F (0 < F < 1, e.g. '+0.33'), got {cell!r}",
+                f"expected a STEP like N, +N, -N, +F or -F (0 < F < 1, e.g. '+0.33'), got {_shown(cell)}",
                 source=source,
                 row=row.line,
                 column="STEP",
@@ -639,14 +655,22 @@ def _resolve_steps(body: list[_Row], step_col: int, source: str) -> list[int]:
             step = anchor
         if step < 0:
             raise DopesheetError(
-                f"STEP {cell!r} resolves to {step}; steps must be >= 0",
+                f"STEP {_shown(cell)} resolves to {step}; steps must be >= 0",
+                source=source,
+                row=row.line,
+                column="STEP",
+            )
+        if step >= MAX_STEPS:
+            raise DopesheetError(
+                f"STEP {_shown(cell)} resolves to {step:,}; a schedule spans at most {MAX_STEPS:,} steps "
+                f"(the last is {MAX_STEPS - 1:,}; excolor.limits)",
                 source=source,
                 row=row.line,
                 column="STEP",
             )
         if step in first_line:
             raise DopesheetError(
-                f"STEP {cell!r} resolves to {step}, the same step as line {first_line[step]}",
+                f"STEP {_shown(cell)} resolves to {step}, the same step as line {first_line[step]}",
                 source=source,
                 row=row.line,
                 column="STEP",
@@ -656,10 +680,29 @@ def _resolve_steps(body: list[_Row], step_col: int, source: str) -> list[int]:
     return steps
 
 
+def _shown(cell: str) -> str:
+    """A cell quoted for an error message, a long one cut short (the line stays readable)."""
+    return repr(cell) if len(cell) <= 40 else f"{cell[:24]!r}... ({len(cell):,} characters)"
+
+
+def _check_step_digits(cell: str, line: int, source: str) -> None:
+    """Refuse a STEP of more digits than ``MAX_STEPS`` has before converting it (Python refuses to
+    convert more than 4,300 digits, and a schedule of 10^12 steps cannot be trained)."""
+    if not (_ABSOLUTE.fullmatch(cell) or _OFFSET.fullmatch(cell)):
+        return
+    if len(cell.lstrip("+-")) > _STEP_DIGITS:
+        raise DopesheetError(
+            f"STEP {_shown(cell)} is beyond the limit of {MAX_STEPS:,} steps (excolor.limits)",
+            source=source,
+            row=line,
+            column="STEP",
+        )
+
+
 def _resolve_relative(cell: str, prev: int | None, nxt: int | None, line: int, source: str) -> int:
     def need(what: str) -> DopesheetError:
         return DopesheetError(
-            f"relative STEP {cell!r} needs {what}",
+            f"relative STEP {_shown(cell)} needs {what}",
             source=source,
             row=line,
             column="STEP",
@@ -681,7 +724,7 @@ def _resolve_relative(cell: str, prev: int | None, nxt: int | None, line: int, s
     f = float(fraction.group(2))
     if not 0.0 < f < 1.0:
         raise DopesheetError(
-            f"fractional STEP {cell!r} must lie strictly between 0 and 1",
+            f"fractional STEP {_shown(cell)} must lie strictly between 0 and 1",
             source=source,
             row=line,
             column="STEP",
@@ -701,19 +744,27 @@ def _parse_value(cell: str, col: _Column, line: int, source: str) -> float:
         try:
             literal = float(cell)
         except ValueError:
-            raise fail(f"expected a number, got {cell!r}") from None
+            raise fail(f"expected a number, got {_shown(cell)}") from None
         if not math.isfinite(literal):
-            raise fail(f"expected a finite number, got {cell!r}")
-        raise fail(f"expected a plain decimal number, got {cell!r}")
+            raise fail(f"expected a finite number, got {_shown(cell)}")
+        raise fail(f"expected a plain decimal number, got {_shown(cell)}")
     value = float(cell) + 0.0  # + 0.0 folds -0.0 into 0.0
-    if not math.isfinite(value):
-        raise fail(f"expected a finite number, got {cell!r} (overflows)")
+    shown = _shown(cell)
+    if not math.isfinite(value) or abs(value) > _FLOAT32_MAX:
+        raise fail(f"expected a finite number, got {shown} (overflows float32, max {_FLOAT32_MAX:.3g})")
+    if value != 0 and abs(value) < _FLOAT32_TINY:
+        raise fail(
+            f"{shown} is below the smallest normal float32 ({_FLOAT32_TINY:.3g}) and would act as 0; "
+            "write 0 or a usable value"
+        )
     if col.name == LR and value <= 0:
-        raise fail(f"lr must be > 0 at every keyframe, got {cell!r}")
+        raise fail(f"lr must be > 0 at every keyframe, got {_shown(cell)}")
     if col.space == "log" and value <= 0:
-        raise fail(f"a log-space property must be > 0, got {cell!r}")
+        raise fail(f"a log-space property must be > 0, got {shown}")
+    if col.space == "log" and value < _LOG_FLOOR:
+        raise fail(f"a log-space property must be >= {_LOG_FLOOR:g} (the floor applied before the log), got {shown}")
     if value < 0:
-        raise fail(f"regularizer weights must be >= 0, got {cell!r}")
+        raise fail(f"regularizer weights must be >= 0, got {_shown(cell)}")
     return value
 
 

@@ -25,7 +25,10 @@ is written beside every result as ``experiment.yaml`` and can be run again as it
                  interventions: [suppression]}
 
 Every mistake raises one :class:`ExperimentError` naming the file and the field
-(``regularizers[1].kind``) and the allowed values: the file is hand-written input.
+(``regularizers[1].kind``) and the allowed values: the file is hand-written input. Sizes are bounded
+before anything is allocated (``excolor.limits``: the file's size, nesting, digits, model and batch
+sizes, grids, seeds, and the memory two models need); concept vectors must be usable directions and
+label strengths lie in [-1, 1] (``excolor.regularizers.check_concept``, ``check_affinities``).
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from typing import Any
 
 import yaml
 
-from excolor import _yaml
+from excolor import _yaml, limits
 from excolor._yaml import Fail, YamlSyntaxError, kind, listing, mapping, number, sequence, text
 from excolor.colors import RED_HSV
 from excolor.config import INTERVENTIONS, STREAMS, Evaluation, Experiment, ModelConfig
@@ -49,6 +52,7 @@ from excolor.dopesheet import Dopesheet, DopesheetError
 from excolor.model import MODEL_KINDS
 from excolor.regularizers import (
     LAYERS,
+    MIN_AFFINITY,
     Anchor,
     AngularAnchor,
     AntiAnchor,
@@ -58,7 +62,9 @@ from excolor.regularizers import (
     RegularizerConfig,
     Separate,
     Unitarity,
+    check_concept,
 )
+from excolor.seeds import count_seeds
 
 __all__ = [
     "DEFAULT_EXPERIMENT",
@@ -113,9 +119,8 @@ _REG_KEYS = ("name", "kind", "concept", "labels", "layer", "phases", "options")
 _EVAL_KEYS = ("concept_dim", "anchor_hsv", "score_power", "score_grid", "interventions")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
 _TERM_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
-_MAX_COLORS = 10_000_000
-_MAX_GRID = 200
-_SEEDS = re.compile(r"\s*\d+(\s*-\s*\d+)?(\s*,\s*\d+(\s*-\s*\d+)?)*\s*")
+_MAX_COLORS = limits.MAX_COLORS
+_MAX_GRID = limits.MAX_GRID
 
 
 class ExperimentError(ValueError):
@@ -179,7 +184,7 @@ def load_experiment(spec: str | os.PathLike[str]) -> Experiment:
         return preset(spec)
     path = Path(spec).expanduser()
     source = str(spec)
-    if not path.is_file():
+    if not path.exists():
         raise ExperimentError(
             f"no such preset or file; presets: {listing(PRESETS)} (or the path of an experiment YAML file)",
             source=source,
@@ -215,6 +220,7 @@ def from_dict(doc: object, *, source: str = "<dict>", root: str | os.PathLike[st
     if "format" in top and top["format"] != FORMAT:
         raise fail("format", f"expected {FORMAT!r} (or leave it out), got {kind(top['format'])}")
     name = text(top["name"], "name", fail)
+    _short(name, "name", fail)
     if not _NAME.fullmatch(name):
         raise fail("name", f"expected letters, digits and '_.+-' (it names result files), got {name!r}")
     description = top.get("description") or ""
@@ -223,8 +229,12 @@ def from_dict(doc: object, *, source: str = "<dict>", root: str | os.PathLike[st
     description = " ".join(description.split())  # one line, whatever the YAML folding
     seeds = top.get("seeds", "0-59")
     seeds = str(seeds) if isinstance(seeds, int) and not isinstance(seeds, bool) else seeds
-    if not isinstance(seeds, str) or not _SEEDS.fullmatch(seeds):
+    if not isinstance(seeds, str):
         raise fail("seeds", f"expected seeds like 0-59 or 0,4,8, got {kind(seeds)}")
+    try:  # the rule of --seeds, so that a bad list is refused here and not blamed on --seeds later
+        count_seeds(seeds)
+    except ValueError as e:
+        raise fail("seeds", str(e)) from None
     stream = top.get("stream", "hash")
     if stream not in STREAMS:
         raise fail("stream", f"expected one of {listing(STREAMS)}, got {kind(stream)}")
@@ -242,6 +252,7 @@ def from_dict(doc: object, *, source: str = "<dict>", root: str | os.PathLike[st
         if n in names[:i]:
             raise fail(f"regularizers[{i}].name", f"duplicate regularizer name {n!r}")
     evaluation = _evaluation(_section(top, "evaluation"), model, fail)
+    _check_memory(model, data, evaluation, fail)
     if stream == "original" and (data.colors != "rgb-grid" or data.sampler != "uniform" or len(data.labels) != 1):
         raise fail(
             "stream",
@@ -288,7 +299,31 @@ def _model(raw: object, fail: Fail) -> ModelConfig:
 def _positive(raw: object, field: str, fail: Fail) -> int:
     if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
         raise fail(field, f"expected a positive integer, got {kind(raw)}")
+    cap = limits.SIZE_FIELDS.get(field, (None, 0))[0]
+    if cap is not None and raw > cap:
+        raise fail(field, f"at most {cap:,} is supported (excolor.limits), got {limits.describe_number(raw)}")
     return raw
+
+
+def _short(name: str, field: str, fail: Fail) -> None:
+    if len(name) > limits.MAX_NAME:
+        raise fail(field, f"a name of at most {limits.MAX_NAME} characters is supported, got {len(name):,}")
+
+
+def _check_memory(model: ModelConfig, data: TrainingData, evaluation: Evaluation, fail: Fail) -> None:
+    """Refuse sizes whose two models cannot fit in memory (``excolor.limits.check_memory``)."""
+    sizes = {
+        "model.k_bottleneck": model.k_bottleneck,
+        "model.k_codec": model.k_codec,
+        "model.n_nonlinear": model.n_nonlinear,
+        "data.batch_size": data.batch_size,
+        "data.validation_grid": data.validation_grid,
+        "evaluation.score_grid": evaluation.score_grid,
+    }
+    try:
+        limits.check_memory(sizes)
+    except limits.LimitError as e:
+        raise fail(e.field, e.reason) from None
 
 
 def _data(raw: object, fail: Fail) -> TrainingData:
@@ -329,15 +364,18 @@ def _data(raw: object, fail: Fail) -> TrainingData:
         f = f"data.labels.{label}"
         if not isinstance(label, str) or not _NAME.fullmatch(label):
             raise fail(f, "label names are letters, digits and '_.+-'")
+        _short(label, f, fail)
         r = mapping(rule, f, _LABEL_KEYS, _LABEL_KEYS, fail)
         if r["attribute"] not in LABEL_ATTRIBUTES:
             raise fail(f"{f}.attribute", f"expected one of {listing(LABEL_ATTRIBUTES)}, got {kind(r['attribute'])}")
         power = number(r["power"], f"{f}.power", fail)
-        if power <= 0:
-            raise fail(f"{f}.power", f"expected a number > 0, got {power!r}")
+        if not 0 < power <= limits.MAX_POWER:
+            raise fail(f"{f}.power", f"expected a number > 0 and at most {limits.MAX_POWER:g}, got {power!r}")
         scale = number(r["scale"], f"{f}.scale", fail)
         if not 0 <= scale <= 1:
             raise fail(f"{f}.scale", f"expected a probability in [0, 1], got {scale!r}")
+        if 0 < scale < 1e-9:
+            raise fail(f"{f}.scale", f"{scale!r} labels no colour in practice; expected 0 or at least 1e-9")
         labels[label] = LabelRule(r["attribute"], power, scale)
     return TrainingData(
         colors=colors,
@@ -366,6 +404,7 @@ def _dims(raw: object, field: str, width: int, fail: Fail) -> list[int]:
 def _regularizer(raw: object, field: str, model: ModelConfig, data: TrainingData, fail: Fail) -> RegularizerConfig:
     r = mapping(raw, field, _REG_KEYS, ("name", "kind"), fail)
     name = text(r["name"], f"{field}.name", fail)
+    _short(name, f"{field}.name", fail)
     if not _TERM_NAME.fullmatch(name):
         raise fail(
             f"{field}.name",
@@ -391,8 +430,10 @@ def _regularizer(raw: object, field: str, model: ModelConfig, data: TrainingData
                 f"{field}.concept", f"expected a list of {width} numbers (the latent width), got {kind(concept)}"
             )
         vector = [number(v, f"{field}.concept[{j}]", fail) for j, v in enumerate(concept)]
-        if kind_name != "Anchor" and not any(vector):
-            raise fail(f"{field}.concept", "a direction cannot be the zero vector")
+        try:
+            check_concept(vector, direction=kind_name != "Anchor")
+        except ValueError as e:
+            raise fail(f"{field}.concept", str(e)) from None
         args.append(vector)
     elif "concept" in r:
         raise fail(f"{field}.concept", f"{kind_name} takes no concept vector")
@@ -411,8 +452,8 @@ def _regularizer(raw: object, field: str, model: ModelConfig, data: TrainingData
             kwargs[key] = value
         elif what == "number":
             kwargs[key] = number(value, f, fail)
-            if key == "power" and kwargs[key] < 1:
-                raise fail(f, f"expected a power >= 1, got {kwargs[key]!r}")
+            if key == "power" and not 1 <= kwargs[key] <= limits.MAX_POWER:
+                raise fail(f, f"expected a power >= 1 and at most {limits.MAX_POWER:g}, got {kwargs[key]!r}")
         else:
             kwargs[key] = _dims(value, f, width, fail)
     layer = r.get("layer", model.layers[-1])
@@ -435,6 +476,14 @@ def _regularizer(raw: object, field: str, model: ModelConfig, data: TrainingData
                     f"unknown label {label!r}; the data defines {listing(data.labels) or '(no labels)'}",
                 )
             affinities[label] = number(strength, f"{field}.labels.{label}", fail)
+            if not -1 <= affinities[label] <= 1 or abs(affinities[label]) < MIN_AFFINITY:
+                raise fail(
+                    f"{field}.labels.{label}",
+                    f"expected a strength in [-1, 1] of magnitude at least {MIN_AFFINITY:g} (a sample's weight is "
+                    f"clamp(sum of label x strength, 0, 1)), got {strength!r}",
+                )
+        if max(affinities.values()) <= 0:
+            raise fail(f"{field}.labels", "no strength is positive, so the term would apply to no sample")
     phases_raw = r.get("phases", ["train"])
     phases_raw = [phases_raw] if isinstance(phases_raw, str) else phases_raw
     if not isinstance(phases_raw, list) or not phases_raw or any(p not in ("train", "validate") for p in phases_raw):
@@ -465,8 +514,8 @@ def _evaluation(raw: object, model: ModelConfig, fail: Fail) -> Evaluation:
     if not all(0 <= v <= 1 for v in hsv):
         raise fail("evaluation.anchor_hsv", f"expected numbers in [0, 1], got {list(hsv)}")
     power = number(e.get("score_power", 3.0), "evaluation.score_power", fail)
-    if power <= 0:
-        raise fail("evaluation.score_power", f"expected a number > 0, got {power!r}")
+    if not 0 < power <= limits.MAX_POWER:
+        raise fail("evaluation.score_power", f"expected a number > 0 and at most {limits.MAX_POWER:g}, got {power!r}")
     grid = _positive(e.get("score_grid", 8), "evaluation.score_grid", fail)
     if grid > _MAX_GRID:
         raise fail("evaluation.score_grid", f"at most {_MAX_GRID} points per axis are supported, got {grid}")
@@ -495,9 +544,9 @@ def _dopesheet(raw: object, root: Path, fail: Fail) -> Dopesheet:
         if "\n" in raw.strip():  # inline CSV (a YAML block scalar)
             return Dopesheet.parse(raw, source="dopesheet (inline)")
         path = root / Path(raw).expanduser()
-        if not path.is_file() and raw in PRESETS:
+        if not path.exists() and raw in PRESETS:
             return _preset_dopesheet(raw)
-        if not path.is_file():
+        if not path.exists():
             raise fail("dopesheet", f"no file {str(path)!r}; expected a dopesheet CSV, a preset name or inline CSV")
         return Dopesheet.read(path)
     except DopesheetError as e:

@@ -19,6 +19,8 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from excolor.limits import MAX_POWER
+
 __all__ = [
     "LAYERS",
     "Anchor",
@@ -30,6 +32,8 @@ __all__ = [
     "RegularizerConfig",
     "Separate",
     "Unitarity",
+    "check_affinities",
+    "check_concept",
     "reduction_weights",
 ]
 
@@ -103,11 +107,78 @@ def _on(constant: torch.Tensor, like: torch.Tensor, cache: dict[Any, torch.Tenso
     return cache[key]
 
 
-def _vector(point: Sequence[float] | torch.Tensor) -> torch.Tensor:
-    v = torch.as_tensor(point, dtype=torch.float32).flatten()
-    if v.numel() == 0 or not bool(torch.isfinite(v).all()):
-        raise ValueError(f"concept vector must be non-empty and finite, got {point!r}")
-    return v
+CONCEPT_BOUND = 1e6
+"""Largest magnitude of a concept vector's component (latents are unit or near-unit vectors)."""
+
+MIN_DIRECTION_NORM = 1e-3
+"""Smallest norm of a concept direction: it is divided by ‖a‖ + 1e-8, so a shorter one shrinks."""
+
+MIN_AFFINITY = 1e-3
+"""Smallest magnitude of a label strength: the reduction divides by Σ a + 1e-8 (§4.3)."""
+
+_FLOAT32_TINY = float(torch.finfo(torch.float32).tiny)  # smallest normal float32
+
+
+def check_concept(point: Sequence[float] | torch.Tensor, *, direction: bool) -> None:
+    """Refuse a concept vector that would be silently inert or overflow, with the reason.
+
+    Every component must be finite, 0 or a normal float32 (1e-320 rounds to 0, 1e-40 is subnormal)
+    of magnitude at most ``CONCEPT_BOUND``. A ``direction`` (AngularAnchor, AntiAnchor) must have a
+    norm of at least ``MIN_DIRECTION_NORM``; a point (Anchor) may be the origin.
+
+    >>> check_concept([1e-320, 0, 0], direction=True)
+    Traceback (most recent call last):
+    ValueError: component 0 is 1e-320, below the smallest normal float32 (1.2e-38); write 0 or a usable value
+    """
+    values = [float(v) for v in torch.as_tensor(point, dtype=torch.float64).flatten().tolist()]
+    if not values:
+        raise ValueError("a concept vector needs at least one component")
+    for j, v in enumerate(values):
+        if not math.isfinite(v):
+            raise ValueError(f"component {j} is {v!r}; expected a finite number")
+        if v != 0 and abs(v) < _FLOAT32_TINY:
+            raise ValueError(
+                f"component {j} is {v!r}, below the smallest normal float32 ({_FLOAT32_TINY:.2g}); "
+                "write 0 or a usable value"
+            )
+        if abs(v) > CONCEPT_BOUND:
+            raise ValueError(f"component {j} is {v!r}; expected a magnitude of at most {CONCEPT_BOUND:g}")
+    if direction:
+        norm = math.sqrt(math.fsum(v * v for v in values))
+        if norm == 0:
+            raise ValueError("a direction cannot be the zero vector")
+        if norm < MIN_DIRECTION_NORM:
+            raise ValueError(
+                f"the direction's norm is {norm:.3g}; expected at least {MIN_DIRECTION_NORM:g} "
+                "(it is divided by norm + 1e-8, so a shorter vector weakens the term)"
+            )
+
+
+def check_affinities(affinities: Mapping[str, float]) -> None:
+    """Refuse label strengths that would make a term silently inert, with the reason.
+
+    A sample's affinity is clamp(Σ label·strength, 0, 1) (§4.3), so each strength must lie in
+    [−1, 1] (a negative one excludes samples carrying that label), be at least ``MIN_AFFINITY``
+    in magnitude, and at least one must be positive, or the term would apply to no sample.
+    """
+    if not affinities:
+        raise ValueError("expected at least one label strength")
+    for label, strength in affinities.items():
+        value = float(strength)
+        if not math.isfinite(value) or not -1.0 <= value <= 1.0:
+            raise ValueError(f"label {label!r}: strength {strength!r} is outside [-1, 1]")
+        if abs(value) < MIN_AFFINITY:
+            raise ValueError(
+                f"label {label!r}: strength {strength!r} is below {MIN_AFFINITY:g} in magnitude and has no "
+                "effect; remove the label or give it a strength"
+            )
+    if max(float(v) for v in affinities.values()) <= 0:
+        raise ValueError("no label strength is positive, so the term would apply to no sample")
+
+
+def _vector(point: Sequence[float] | torch.Tensor, *, direction: bool = False) -> torch.Tensor:
+    check_concept(point, direction=direction)
+    return torch.as_tensor(point, dtype=torch.float32).flatten()
 
 
 class Anchor(Regularizer):
@@ -129,7 +200,7 @@ class AngularAnchor(Regularizer):
     """1 − cos(h, a): 0 aligned, 1 orthogonal, 2 opposite."""
 
     def __init__(self, point: Sequence[float] | torch.Tensor) -> None:
-        a = _vector(point)
+        a = _vector(point, direction=True)
         self.point = a
         self.direction = a / (torch.linalg.vector_norm(a) + _UNIT_EPS)
         self._cache: dict[Any, torch.Tensor] = {}
@@ -147,7 +218,7 @@ class AntiAnchor(Regularizer):
     """Repulsion from direction a: max(cos, 0) if ``hemi`` else (cos + 1)/2."""
 
     def __init__(self, point: Sequence[float] | torch.Tensor, *, hemi: bool = True) -> None:
-        a = _vector(point)
+        a = _vector(point, direction=True)
         self.point = a
         self.direction = a / (torch.linalg.vector_norm(a) + _UNIT_EPS)
         self._cache: dict[Any, torch.Tensor] = {}
@@ -181,8 +252,8 @@ class Separate(Regularizer):
     """
 
     def __init__(self, channels: Sequence[int] | None = None, *, power: float = 1.0, shift: bool = True) -> None:
-        if not math.isfinite(power) or power < 1:
-            raise ValueError(f"Separate power must be a finite number >= 1, got {power}")
+        if not math.isfinite(power) or not 1 <= power <= MAX_POWER:
+            raise ValueError(f"Separate power must be a number in [1, {MAX_POWER:g}], got {power}")
         self.channels = None if channels is None else tuple(int(c) for c in channels)
         self.power = float(power)
         self.shift = shift
@@ -322,7 +393,8 @@ class RegularizerConfig:
     Args:
         name: identifier; the dopesheet column that supplies its weight; metric stem.
         term: the per-sample penalty.
-        label_affinities: None applies to every sample; else label name -> strength.
+        label_affinities: None applies to every sample; else label name -> strength in [−1, 1]
+            (``check_affinities``).
         layer: ``'bottleneck'`` (unit latent h) or ``'encoder'`` (pre-norm latent z).
         phases: ``train`` adds it to the training loss; ``validate`` reports ``val_<name>``.
     """
@@ -341,6 +413,11 @@ class RegularizerConfig:
         bad = set(self.phases) - {"train", "validate"}
         if bad or not self.phases:
             raise ValueError(f"regularizer {self.name!r}: phases must be a non-empty subset of train/validate")
+        if self.label_affinities is not None:
+            try:
+                check_affinities(self.label_affinities)
+            except ValueError as e:
+                raise ValueError(f"regularizer {self.name!r}: {e}") from None
 
     @property
     def trains(self) -> bool:

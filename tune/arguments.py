@@ -27,6 +27,7 @@ __all__ = [
     "parse_name",
     "parse_scales",
     "parse_seeds",
+    "parse_steps",
     "parse_storage",
     "positive_int",
     "resolve_experiment",
@@ -34,31 +35,32 @@ __all__ = [
 
 DEFAULT_SEARCH_SEEDS = "0-7"
 """Seeds of a search when ``--seeds`` is not given: small, as every configuration trains on all."""
-MAX_SEEDS_PER_RANGE = 10_000_000
-MAX_NAME_BYTES = 100  # a directory name, with room for Ray's own names inside it
 
 
 def parse_seeds(text: str, *, flag: str = "--seeds") -> list[int]:
-    """'0-59', '3', '0,4,8', '0-9,20-29' -> sorted unique seeds.
+    """'0-59', '3', '0,4,8', '0-9,20-29' -> sorted unique seeds (``excolor.seeds``'s rule, named for the flag).
 
     >>> parse_seeds("0-2,7")
     [0, 1, 2, 7]
     """
-    seeds: set[int] = set()
-    for part in text.split(","):
-        part = part.strip()
-        lo, sep, hi = part.partition("-")
-        try:
-            a = int(lo)
-            b = int(hi) if sep else a
-        except ValueError:
-            raise UsageError(f"{flag}: expected N, N-M or a comma-separated list of those, got {text!r}") from None
-        if a < 0 or b < a or b > 2**32 - 1:
-            raise UsageError(f"{flag}: {part!r} is not a range of seeds in 0..4294967295 with start <= end")
-        if b - a >= MAX_SEEDS_PER_RANGE:
-            raise UsageError(f"{flag}: {part!r} is too many seeds")
-        seeds.update(range(a, b + 1))
-    return sorted(seeds)
+    from excolor import seeds
+
+    try:
+        return seeds.parse_seeds(text)
+    except ValueError as err:
+        raise UsageError(f"{flag}: {err}") from None
+
+
+def parse_steps(n: int | None) -> int | None:
+    """--steps: None, or a number of schedule steps within ``excolor.limits``."""
+    from excolor.limits import check_steps
+
+    if n is None:
+        return None
+    try:
+        return check_steps(n)
+    except ValueError as err:
+        raise UsageError(f"--steps: {err}") from None
 
 
 def positive_int(text: str) -> int:
@@ -115,8 +117,10 @@ def parse_name(text: str) -> str:
     """--name: a plain directory name."""
     if not text or text in {".", ".."} or "/" in text or "\\" in text or text.startswith("-"):
         raise UsageError(f"--name must be a plain directory name, got {text!r}")
-    if len(text.encode()) > MAX_NAME_BYTES or not text.isprintable():
-        raise UsageError(f"--name must be at most {MAX_NAME_BYTES} bytes of printable text, got {len(text.encode())}")
+    from excolor.limits import MAX_NAME
+
+    if len(text.encode()) > MAX_NAME or not text.isprintable():
+        raise UsageError(f"--name must be at most {MAX_NAME} bytes of printable text, got {len(text.encode())}")
     return text
 
 
@@ -175,13 +179,13 @@ def resolve_experiment(
     """
     from excolor.dopesheet import Dopesheet, DopesheetError
     from excolor.experiments import DEFAULT_EXPERIMENT, ExperimentError, load_experiment
+    from excolor.limits import check_memory, experiment_sizes
 
     try:
         experiment = load_experiment(spec or DEFAULT_EXPERIMENT)
     except ExperimentError as err:
         raise UsageError(f"{what}: {err}") from None
-    if steps is not None and steps < 2:
-        raise UsageError("--steps must be at least 2")
+    steps = parse_steps(steps)
     try:
         sheet = Dopesheet.read(dopesheet) if dopesheet is not None else experiment.dopesheet
         if steps is not None and steps != sheet.length:
@@ -195,8 +199,9 @@ def resolve_experiment(
     try:
         if hidden is not None:
             experiment = experiment.with_model(k_codec=hidden)
+            check_memory(experiment_sizes(experiment))
     except ValueError as err:
-        raise UsageError(f"--hidden {hidden}: {err}") from None
+        raise UsageError(f"--hidden {hidden}: {getattr(err, 'reason', err)}") from None
     try:
         if stream is not None:
             experiment = replace(experiment, stream=stream)

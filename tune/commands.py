@@ -19,6 +19,7 @@ from tune.arguments import (
     parse_name,
     parse_scales,
     parse_seeds,
+    parse_steps,
     parse_storage,
     resolve_experiment,
 )
@@ -68,8 +69,7 @@ def study_command(args: argparse.Namespace) -> int:
     per_trial = args.seeds_per_trial or len(seeds)
     if per_trial > len(seeds):
         raise UsageError(f"--seeds-per-trial {per_trial} exceeds the {len(seeds)} seeds given")
-    if args.steps is not None and args.steps < 2:
-        raise UsageError("--steps must be at least 2")
+    parse_steps(args.steps)
     if not args.checkpoint_every >= 0 or args.max_failures < 0:
         raise UsageError("--checkpoint-every and --max-failures must be >= 0")
     device, gpus = parse_device(args.device, args.gpus_per_trial, study=True)
