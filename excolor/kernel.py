@@ -24,7 +24,7 @@ import math
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -74,7 +74,7 @@ _UNIT_EPS = np.float32(1e-8)
 
 
 @intrinsic
-def _f32_from_bits(typingctx: object, bits: types.Integer) -> tuple[types.Signature, object]:
+def _f32_from_bits(typingctx: object, bits: types.Integer) -> tuple[Any, Any]:
     """The float32 whose bit pattern is the int32 ``bits`` (to build 2^n in ``_exp_neg``)."""
 
     def codegen(context: object, builder: ir.IRBuilder, signature: object, args: list[ir.Value]) -> ir.Value:
@@ -117,7 +117,7 @@ def _code(reg: RegularizerConfig) -> int | None:
     if kind is AngularAnchor:
         return _ANGULAR
     if kind is AntiAnchor:
-        return _ANTI_HEMI if term.hemi else _ANTI_FULL
+        return _ANTI_HEMI if getattr(term, "hemi", True) else _ANTI_FULL
     if kind is Separate:
         return _SEPARATE
     if isinstance(term, AxisAlignedSubspace) and type(term).vjp is AxisAlignedSubspace.vjp:
@@ -204,7 +204,7 @@ def _exp_neg(x: np.float32) -> np.float32:
     y = y * r + np.float32(1.6666665459e-1)
     y = y * r + np.float32(5.0000001201e-1)
     y = y * (r * r) + r + np.float32(1.0)
-    scale = _f32_from_bits((np.int32(n) + np.int32(127)) * np.int32(1 << 23))  # 2^n
+    scale: np.float32 = _f32_from_bits((np.int32(n) + np.int32(127)) * np.int32(1 << 23))  # type: ignore[call-arg]
     return y * scale if x > np.float32(-87.0) else np.float32(0.0)
 
 
@@ -281,10 +281,7 @@ def _unit_vjp(
         radial = np.float32(0.0)
         for q in range(n_ch):
             radial += a[chan[q], i] * de[q, i]
-        if n[i] > 0:
-            radial = radial / (n[i] * d * d)
-        else:
-            radial = np.float32(0.0)
+        radial = radial / (n[i] * d * d) if n[i] > 0 else np.float32(0.0)
         for q in range(n_ch):
             out[chan[q], i] += de[q, i] / d - radial * a[chan[q], i]
 
@@ -434,7 +431,7 @@ def _term_vjp(
     k: int,
 ) -> None:
     """out (K, B) += gradient of Σ_i g_i·loss_i w.r.t. a (K, B) for a non-Separate term."""
-    if code == _ANCHOR or code == _SUBSPACE:
+    if code == _ANCHOR or code == _SUBSPACE:  # noqa: SIM109 (a tuple test costs Numba more)
         for q in range(k):
             m = vec[q] if code == _SUBSPACE else np.float32(1.0)
             for i in range(b):
@@ -840,10 +837,10 @@ def _train_models(
 ) -> None:
     """Models lo..hi-1, one after the other (a thread's share; the GIL is released)."""
     for s in range(lo, hi):
-        _model_steps(s, flat, m1, m2, colors, cdf, probs, keys, given_x, given_labels, lr, weights, bias1, bias2_sqrt, step0, batch_size, shapes, offsets,
-                     normalized, kind, layer, vector, channels, n_channels, power, shift, floor, close, affinity,
-                     has_affinity, alive, diverged_step, label_counts, max_recon, last_terms, last_recon,
-                     last_loss)  # fmt: skip
+        _model_steps(s, flat, m1, m2, colors, cdf, probs, keys, given_x, given_labels, lr, weights, bias1,
+                     bias2_sqrt, step0, batch_size, shapes, offsets, normalized, kind, layer, vector, channels,
+                     n_channels, power, shift, floor, close, affinity, has_affinity, alive, diverged_step,
+                     label_counts, max_recon, last_terms, last_recon, last_loss)  # fmt: skip
 
 
 def train_chunk(
@@ -894,7 +891,8 @@ def train_chunk(
     offsets = np.zeros(len(shape_arr), np.int64)
     offsets[1:] = np.cumsum([o * i + o for o, i in shape_arr])[:-1]
     args = (
-        flat, exp_avg, exp_avg_sq, colors, cdf, probs, keys, given_x, given_labels, lr, weights, bias1, bias2_sqrt, step0, batch_size, shape_arr, offsets,
+        flat, exp_avg, exp_avg_sq, colors, cdf, probs, keys, given_x, given_labels, lr, weights, bias1, bias2_sqrt,
+        step0, batch_size, shape_arr, offsets,
         normalized, plan.kind, plan.layer, plan.vector, plan.channels, plan.n_channels, plan.power, plan.shift,
         plan.floor, plan.close, plan.affinity, plan.has_affinity, alive, diverged_step, label_counts, max_recon,
         last_terms, last_recon, last_loss,
@@ -1013,9 +1011,9 @@ class KernelRunner:
         )
         for q, name in enumerate(tr.label_names):
             tr.label_counts[name] = torch.from_numpy(label_counts[q])
-        ran = np.asarray([tr.active[row] for row in rows]).any(axis=0)  # (R,) terms any model computed
+        ran = np.asarray(np.asarray([tr.active[row] for row in rows]).any(axis=0))  # terms any model computed
         for r, key in enumerate(names):
-            if ran[r] or key in tr.last_train:
+            if ran[self.columns[r] - 1] or key in tr.last_train:
                 tr.last_train[key] = torch.from_numpy(last_terms[:, r].copy())
         tr.last_train["train_recon"] = torch.from_numpy(last_recon)
         tr.last_train["train_loss"] = torch.from_numpy(last_loss)
