@@ -83,6 +83,7 @@ def main() -> int:
     parser.add_argument("--sizes", default="1,16,64,256", help="population sizes")
     parser.add_argument("--repeat", type=int, default=2, help="runs per engine and size (best counts)")
     parser.add_argument("--peak", type=float, default=83.0, help="FP32 peak GFLOP/s of one core (an input)")
+    parser.add_argument("--threads", default="1,2", help="thread counts to measure")
     parser.add_argument("--no-processes", action="store_true", help="skip the two-process runs")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -96,7 +97,7 @@ def main() -> int:
     population_rate(4, 20, 2)  # warm-up: imports, allocator, MKL
     population_rate(4, 20, 2, "kernel")  # warm-up: the kernel's compiled code (cached after the first run)
     results: dict[tuple[int, int], tuple[float, float]] = {}
-    for threads in (1, 2):
+    for threads in [int(t) for t in args.threads.split(",")]:
         base = plain_rate(args.steps, threads) * scale
         peak = args.peak * 1e9 * threads
         print(f"\n{threads} thread(s): plain nn.Module + autograd + torch.optim.Adam loop: {base:7.2f} trainings/s")
