@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from excolor.experiments import ex_2_9_1
-from excolor.train import PopulationTrainer
+from excolor.train import ENGINES, PopulationTrainer
 
 BANDS = {  # statistic: (low, high) acceptance band over 1000 seeds
     "mean": (0.83, 0.86),
@@ -28,11 +28,11 @@ BANDS = {  # statistic: (low, high) acceptance band over 1000 seeds
 }
 
 
-def run_stream(stream: str, seeds: list[int], chunk: int) -> tuple[dict[str, float], float]:
+def run_stream(stream: str, seeds: list[int], chunk: int, engine: str = "torch") -> tuple[dict[str, float], float]:
     start = time.perf_counter()
     tables = []
     for i in range(0, len(seeds), chunk):
-        trainer = PopulationTrainer(ex_2_9_1(hidden=16, stream=stream), seeds[i : i + chunk])
+        trainer = PopulationTrainer(ex_2_9_1(hidden=16, stream=stream), seeds[i : i + chunk], engine=engine)
         trainer.run()
         tables.append(trainer.final_metrics())
     wall = time.perf_counter() - start
@@ -57,6 +57,7 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=1000, help="number of seeds from 0 (default 1000)")
     parser.add_argument("--chunk", type=int, default=256, help="models per population")
     parser.add_argument("--streams", default="hash,original")
+    parser.add_argument("--engine", choices=ENGINES, default="torch", help="training engine (default torch)")
     args = parser.parse_args()
     seeds = list(range(args.seeds))
     print(f"Ex 2.9.1, H = 16, seeds 0-{args.seeds - 1}, torch {torch.__version__}, {torch.get_num_threads()} threads")
@@ -67,7 +68,7 @@ def main() -> int:
     print(f"{'§10.5':>9} {'.84-.85':>7} {'.894-6':>7} {'5-6%':>6} {'1.2-2.2%':>9} {'2.6-3.1%':>8} {'.985-9':>7}")
     verdicts = []
     for stream in args.streams.split(","):
-        s, wall = run_stream(stream, seeds, args.chunk)
+        s, wall = run_stream(stream, seeds, args.chunk, args.engine)
         print(
             f"{stream:>9} {s['mean']:7.4f} {s['median']:7.4f} {s['below_0.5']:6.1%} {s['collapsed']:9.1%} "
             f"{s['at_least_0.968']:8.1%} {s['max']:7.4f} {wall:7.1f}"

@@ -22,7 +22,7 @@ import numpy as np
 
 from excolor.evaluate import population_correlations
 from excolor.experiments import ex_2_9_1
-from excolor.train import PopulationTrainer
+from excolor.train import ENGINES, PopulationTrainer
 
 
 def _describe(values: np.ndarray) -> str:
@@ -33,9 +33,9 @@ def _describe(values: np.ndarray) -> str:
     )
 
 
-def sweep_h16(seeds: range) -> bool:
+def sweep_h16(seeds: range, engine: str = "torch") -> bool:
     start = time.perf_counter()
-    trainer = PopulationTrainer(ex_2_9_1(hidden=16), list(seeds))
+    trainer = PopulationTrainer(ex_2_9_1(hidden=16), list(seeds), engine=engine)
     trainer.run()
     m = trainer.final_metrics()
     wall = time.perf_counter() - start
@@ -53,9 +53,9 @@ def sweep_h16(seeds: range) -> bool:
     return ok
 
 
-def sweep_h10(seeds: range) -> bool:
+def sweep_h10(seeds: range, engine: str = "torch") -> bool:
     start = time.perf_counter()
-    trainer = PopulationTrainer(ex_2_9_1(hidden=10), list(seeds))
+    trainer = PopulationTrainer(ex_2_9_1(hidden=10), list(seeds), engine=engine)
     trainer.run()
     corr = population_correlations(trainer.population, n=20)
     wall = time.perf_counter() - start
@@ -72,12 +72,13 @@ def sweep_h10(seeds: range) -> bool:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", choices=["h16", "h10"], help="run one of the two sweeps")
+    parser.add_argument("--engine", choices=ENGINES, default="torch", help="training engine (default torch)")
     args = parser.parse_args()
     results = []
     if args.only in (None, "h16"):
-        results.append(sweep_h16(range(60)))
+        results.append(sweep_h16(range(60), args.engine))
     if args.only in (None, "h10"):
-        results.append(sweep_h10(range(100)))
+        results.append(sweep_h10(range(100), args.engine))
     return 0 if all(results) else 1
 
 

@@ -12,6 +12,7 @@ The package is the science: torch and numpy only, nothing of Ray, Optuna or W&B.
 - ``experiments``   experiment files (YAML) and the shipped presets (Ex 2.9.1, 2.10.1, 2.8, 2.4, 2.1), ``ex_2_9_1()``
 - ``devices``       --device resolution (cpu, cuda, auto) and the FLOP count of one training
 - ``train``         the population trainer (the single-model API is its S = 1 case)
+- ``kernel``        its fused per-model CPU engine (Numba; imported only when ``engine`` asks for it)
 - ``surgery``       ablate / prune a latent dimension
 - ``interventions`` suppression, repulsion, falloffs and mappers
 - ``evaluate``      ablation score, named-colour tables, error-vs-similarity correlations

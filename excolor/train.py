@@ -10,6 +10,12 @@ One optimizer step of the whole population (science.md §4.4, §6.2):
 6. guard    -- a model whose loss or gradient is non-finite is frozen and marked diverged;
 7. Adam     -- PyTorch's update rule (betas 0.9/0.999, eps 1e-8), per-model lr.
 
+Two engines run steps 2–7 (``engine``): ``torch`` does them as one batched tensor program over the
+population (any device); ``kernel`` (``excolor.kernel``, CPU) runs each model's whole step, and a
+whole validation interval of steps, in one compiled per-model loop. Both keep the same state and
+checkpoints, and agree to float tolerance. ``auto`` picks the kernel on the CPU when it computes
+every training term of the experiment.
+
 Validation runs after every ``L // 10`` optimizer steps (after steps 150, …, 1500 for L = 1501).
 The final ``val_*`` metrics are those of the last validation, as in the original; the score is
 measured on the fully trained model.
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -37,7 +44,7 @@ from excolor.evaluate import intervention_correlations, score_from_errors
 from excolor.population import Population
 from excolor.regularizers import reduction_weights
 
-__all__ = ["COLLAPSE_RECON", "PopulationTrainer", "TrainResult", "train"]
+__all__ = ["COLLAPSE_RECON", "ENGINES", "PopulationTrainer", "TrainResult", "resolve_engine", "train"]
 
 COLLAPSE_RECON = 0.01
 """A run whose final val_recon exceeds this counts as collapsed (§14.2)."""
@@ -46,6 +53,33 @@ _BETA1, _BETA2, _EPS = 0.9, 0.999, 1e-8
 _CHECKPOINT_FORMAT = "excolor.population/1"
 
 Report = Callable[[int, dict[str, np.ndarray]], None]
+
+ENGINES = ("torch", "kernel", "auto")
+"""Training engines: batched torch ops, the fused per-model CPU kernel, or the kernel where it applies."""
+
+
+def resolve_engine(engine: str, experiment: Experiment, device: torch.device) -> tuple[str, str]:
+    """(engine actually used, why if it is not the one asked for) for ``engine`` in ``ENGINES``.
+
+    The kernel runs on the CPU and computes the terms ``excolor.kernel.KERNEL_TERMS``; anything
+    else trains on the torch path (``kernel`` says so with a warning, ``auto`` silently).
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
+    if engine == "torch":
+        return "torch", ""
+    if device.type != "cpu":
+        reason = f"the kernel engine runs on the CPU, not {device}"
+    else:
+        from excolor.kernel import unsupported
+
+        missing = unsupported(experiment)
+        reason = "the kernel does not compute " + ", ".join(missing) if missing else ""
+    if not reason:
+        return "kernel", ""
+    if engine == "kernel":
+        warnings.warn(f"{reason}; training on the torch engine", stacklevel=3)
+    return "torch", reason
 
 
 @dataclass
@@ -97,6 +131,8 @@ class PopulationTrainer:
         seeds: one seed per model (init and batches).
         dopesheets: optional per-model schedules (same length); default the experiment's.
         device: torch device of the population.
+        engine: ``torch``, ``kernel`` or ``auto`` (see the module docstring); ``self.engine`` is the
+            one used, ``self.engine_note`` why it differs from the one asked for.
     """
 
     def __init__(
@@ -106,6 +142,7 @@ class PopulationTrainer:
         *,
         dopesheets: Sequence[Dopesheet] | None = None,
         device: torch.device | str = "cpu",
+        engine: str = "torch",
     ) -> None:
         seeds = [int(s) for s in seeds]
         if not seeds:
@@ -178,11 +215,20 @@ class PopulationTrainer:
         self.history: list[dict[str, torch.Tensor]] = []
         self.elapsed = 0.0
         self._update = self._update_eager
+        self.engine, self.engine_note = resolve_engine(engine, experiment, self.device)
+        self._kernel: Any = None
+        if self.engine == "kernel":
+            from excolor.kernel import KernelRunner
+
+            self._kernel = KernelRunner(self)
 
     # ------------------------------------------------------------------------------ one step
 
     def train_step(self) -> None:
         """One optimizer step of every model (see the module docstring)."""
+        if self._kernel is not None:
+            self._kernel.steps(1)
+            return
         b = self.step
         # 1. schedule: lr and regularizer weights of every model at this step
         row = min(b, self.length - 2)
@@ -327,20 +373,25 @@ class PopulationTrainer:
         """Train up to optimizer step ``until`` (default: the end), validating on schedule.
 
         ``report(step, metrics)`` is called after each validation; ``progress(n)`` after each
-        step with the number of steps just done.
+        step (the kernel engine: each run of steps up to a validation) with the number of steps done.
         """
         end = self.length if until is None else min(until, self.length)
         start = time.perf_counter()
         with _flush_denormal():
             while self.step < end:
-                self.train_step()
+                if self._kernel is not None:  # every step up to the next validation in one call
+                    n = min(end, (self.step // self.val_every + 1) * self.val_every) - self.step
+                    self._kernel.steps(n)
+                else:
+                    n = 1
+                    self.train_step()
                 if self.step % self.val_every == 0:
                     metrics = self.validate()
                     self.history.append({"step": torch.tensor(self.step), **metrics})
                     if report is not None:
                         report(self.step, {k: v[: self.n_models].cpu().numpy() for k, v in metrics.items()})
                 if progress is not None:
-                    progress(1)
+                    progress(n)
         self.elapsed += time.perf_counter() - start
 
     @property
@@ -468,9 +519,10 @@ def train(
     device: torch.device | str = "cpu",
     report: Report | None = None,
     progress: Callable[[int], None] | None = None,
+    engine: str = "torch",
 ) -> TrainResult:
     """Train one model per seed (a single int is the S = 1 case) and return final metrics."""
     seed_list = [seeds] if isinstance(seeds, int) else list(seeds)
-    trainer = PopulationTrainer(experiment, seed_list, dopesheets=dopesheets, device=device)
+    trainer = PopulationTrainer(experiment, seed_list, dopesheets=dopesheets, device=device, engine=engine)
     trainer.run(report=report, progress=progress)
     return trainer.result()

@@ -216,6 +216,7 @@ def _build_parser() -> argparse.ArgumentParser:
     va.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else an embedded local Ray)")
     va.add_argument("--cpus-per-trial", type=positive_int, default=1, help="CPUs (and torch threads) per Ray trial")
     va.add_argument("--cohort", type=positive_int, metavar="C", help="trials trained together per Ray trial")
+    _engine_flag(va)
 
     st = command("status", "trials done/running/failed, best score and Pareto front of a study")
     _study_flags(st)
@@ -249,7 +250,18 @@ def _experiment_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _engine_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--engine",
+        choices=["torch", "kernel", "auto"],
+        default="torch",
+        help="training engine: batched torch ops, the fused per-model CPU kernel (Numba; compiled once per "
+        "machine), or the kernel where it applies",
+    )
+
+
 def _device_flags(p: argparse.ArgumentParser, *, study: bool) -> None:
+    _engine_flag(p)
     p.add_argument(
         "--device",
         default="cpu",

@@ -175,7 +175,7 @@ def train_cohort(config: dict[str, Any], settings: TrialSettings) -> None:
         group = groups[group_index]
         base = group[0].experiment
         sheets = [m.experiment.dopesheet for m in group for _ in seeds]
-        trainer = PopulationTrainer(base, seeds * len(group), dopesheets=sheets, device=device)
+        trainer = PopulationTrainer(base, seeds * len(group), dopesheets=sheets, device=device, engine=settings.engine)
         if state is not None:
             trainer.load_state_dict(state)
             state = None

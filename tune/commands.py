@@ -47,6 +47,7 @@ def train_command(args: argparse.Namespace) -> int:
     return run_train(
         experiment=experiment,
         device=device,
+        engine=args.engine,
         seeds=parse_seeds(experiment.seeds if args.seeds is None else args.seeds),
         out=args.out,
         force=args.force,
@@ -88,6 +89,7 @@ def study_command(args: argparse.Namespace) -> int:
         "checkpoint_every_s": args.checkpoint_every,
         "experiment": to_dict(experiment),
         "device": device,
+        "engine": args.engine,
         "gpus_per_trial": gpus,
     }
     space = None
@@ -178,6 +180,7 @@ def validate_command(args: argparse.Namespace) -> int:
         address=parse_address(args.address),
         cpus_per_trial=args.cpus_per_trial,
         cohort=args.cohort,
+        engine=args.engine,
     )
     from analysis.results import load_study
 

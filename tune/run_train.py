@@ -89,6 +89,7 @@ def run_train(
     *,
     experiment: Experiment,
     device: str = "cpu",
+    engine: str = "torch",
     seeds: Sequence[int],
     out: Path,
     force: bool,
@@ -133,7 +134,7 @@ def run_train(
     tables, states = [], {}
     with tqdm(total=total, unit="step", disable=quiet, desc=f"training {len(seeds)} models", leave=False) as bar:
         for chunk in chunks:
-            trainer = PopulationTrainer(experiment, chunk, device=torch_device)
+            trainer = PopulationTrainer(experiment, chunk, device=torch_device, engine=engine)
             trainer.run(progress=bar.update)
             metrics = trainer.final_metrics()
             tables.append(pd.DataFrame(metrics))

@@ -119,6 +119,7 @@ def _cohort_tuner(spec: StudySpec, experiment: Experiment, space: SearchSpace, s
         seeds=tuple(spec.seeds),
         checkpoint_every_s=spec.checkpoint_every_s,
         device=spec.device,
+        engine=spec.engine,
         study_dir=str(spec.directory),
     )
     trainable = tune.with_resources(tune.with_parameters(train_cohort, settings=settings), _resources(spec))
@@ -289,6 +290,7 @@ def _legacy_tuner(spec: StudySpec, experiment: Experiment, space: SearchSpace | 
         seeds=tuple(spec.seed_groups()[0]) if spec.kind == "search" else None,
         checkpoint_every_s=spec.checkpoint_every_s,
         device=spec.device,
+        engine=spec.engine,
     )
     trainable = tune.with_resources(tune.with_parameters(train_trial, settings=settings), _resources(spec))
     return _tuner(spec, trainable, restore, space)

@@ -35,7 +35,7 @@ SAMPLERS = ("tpe", "nsga2", "gp", "random")
 # Settings that may change between runs of one study: a resumed study may move to another
 # machine or device, log differently or run more trials at once. A cohort search may also grow
 # (--trials) and train in other cohort sizes: the journal, not the Ray run, is its record.
-_MAY_CHANGE = {"space", "wandb", "max_concurrent", "checkpoint_every_s", "device", "gpus_per_trial"}
+_MAY_CHANGE = {"space", "wandb", "max_concurrent", "checkpoint_every_s", "device", "engine", "gpus_per_trial"}
 _MAY_CHANGE_IN_COHORT_SEARCH = {"trials", "cohort", "max_failures", "cpus_per_trial"}
 
 
@@ -69,6 +69,7 @@ class StudySpec:
     checkpoint_every_s: float = 10.0
     experiment: dict[str, Any] | None = None  # the resolved experiment (excolor.experiments.to_dict)
     device: str = "cpu"
+    engine: str = "torch"  # excolor.train.ENGINES: how, not what (results agree to float tolerance)
     gpus_per_trial: float = 0.0
     constraints: tuple[str, ...] = ()  # search: bounds on objectives, e.g. 'recon<=2e-05'
     layout: str | None = None  # 'cohort': configurations recorded in trials/<number>/ (analysis.record)

@@ -51,6 +51,7 @@ class TrialSettings:
     seeds: tuple[int, ...] | None = None  # searches: every trial trains the same seeds
     checkpoint_every_s: float = 10.0  # population checkpoints at most this often (and at the end)
     device: str = "cpu"  # 'cpu', 'cuda' or 'auto' (resolved on the node that runs the trial)
+    engine: str = "torch"  # excolor.train.ENGINES
     study_dir: str | None = None  # cohort searches write each configuration's record under it
     records: str | None = None  # ... in this subdirectory (default: trials/; validations: validation/<label>)
 
@@ -83,7 +84,7 @@ def train_trial(config: dict[str, Any], settings: TrialSettings) -> None:
     torch.set_num_threads(max(1, settings.threads))
     seeds = [int(s) for s in config.get("seeds", settings.seeds or ())]
     experiment = trial_experiment(settings, config)
-    trainer = PopulationTrainer(experiment, seeds, device=resolve_device(settings.device))
+    trainer = PopulationTrainer(experiment, seeds, device=resolve_device(settings.device), engine=settings.engine)
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as d:

@@ -68,6 +68,7 @@ def run_validation(
     address: str | None = None,
     cpus_per_trial: int = 1,
     cohort: int | None = None,
+    engine: str = "torch",
     progress: bool = True,
 ) -> Validation:
     """Validate the chosen trials of the study in ``study_dir`` on ``seeds``; returns the recorded validation."""
@@ -108,7 +109,16 @@ def run_validation(
             file=sys.stderr,
         )
     if members:
-        _train(study, directory, members, seeds, address=address, cpus_per_trial=cpus_per_trial, cohort=cohort)
+        _train(
+            study,
+            directory,
+            members,
+            seeds,
+            address=address,
+            cpus_per_trial=cpus_per_trial,
+            cohort=cohort,
+            engine=engine,
+        )
     return next(v for v in read_validations(study.directory) if v.directory == directory)
 
 
@@ -121,6 +131,7 @@ def _train(
     address: str | None,
     cpus_per_trial: int,
     cohort: int | None,
+    engine: str,
 ) -> None:
     prepare_environment(address, "disabled")
     from ray import tune
@@ -144,6 +155,7 @@ def _train(
             seeds=tuple(int(s) for s in seeds),
             study_dir=str(study.directory),
             records=f"{VALIDATION_DIR}/{directory.name}",
+            engine=engine,
         )
         trainable = tune.with_resources(tune.with_parameters(train_cohort, settings=settings), {"cpu": cpus_per_trial})
         tuner = tune.Tuner(
