@@ -14,7 +14,8 @@ The package is the science: torch and numpy only, nothing of Ray, Optuna or W&B.
 - ``train``         the population trainer (the single-model API is its S = 1 case)
 - ``surgery``       ablate / prune a latent dimension
 - ``interventions`` suppression, repulsion, falloffs and mappers
-- ``evaluate``      ablation score, named-colour tables, error-vs-similarity correlations
+- ``methods``       the registry of methods as data: surgery, interventions, their metric names
+- ``evaluate``      ablation score, named-colour tables, error-vs-similarity correlations, loss-cube errors
 - ``plain``         a plain autograd loop: test oracle and speed baseline
 """
 
