@@ -97,7 +97,10 @@ def test_cube_errors_of_a_model_match_the_training_metrics(run_2_4: Path) -> Non
     assert table.loc["pruned", "max_mse"] == pytest.approx(table.loc["ablated", "max_mse"], rel=1e-4, abs=1e-8)
 
 
-@pytest.mark.parametrize("name", [p for p in PRESETS if p != "ex-2.4"])
+# ex-2.4 above; ex-2.1 (ColorMLP, a 2-D concept subspace) by default, the others with -m slow.
+@pytest.mark.parametrize(
+    "name", [p if p == "ex-2.1" else pytest.param(p, marks=pytest.mark.slow) for p in PRESETS if p != "ex-2.4"]
+)
 def test_every_preset_trains_and_reports_with_its_own_interventions(name: str, tmp_path: Path) -> None:
     run = _train_dir(tmp_path, name, [0, 1])
     e = preset(name)
