@@ -157,25 +157,34 @@ def pareto_command(directory: Path, objectives: list[str] | None, out: Path | No
     return 0
 
 
-def report_command(directory: Path, out: Path | None) -> int:
-    """Write the study's report (report.md, report.html, best_model_table.tex, pareto.csv) and print where.
+def report_command(directory: Path, out: Path | None, *, seed: int | None = None, trial: str | None = None) -> int:
+    """Write the report of a study or of an ``excolor train`` output directory, and print where.
 
     Args:
-        directory: the study directory.
-        out: the output directory; default ``STUDY/report/``.
+        directory: a study directory, or the ``--out`` directory of ``excolor train``.
+        out: the output directory; default ``DIRECTORY/report/``.
+        seed: render this seed's model in full (colour slices, latent views, per-colour table).
+        trial: a study's trial to take that model from (default: the best model's).
 
     Returns:
         0.
 
     Raises:
-        AnalysisError: not a study, or an unwritable output directory.
+        AnalysisError: neither a study nor a train output, an unknown trial or seed, or an
+            unwritable output directory.
     """
-    paths = write_report(directory, out)
-    print(f"wrote {paths.markdown}")
-    print(f"wrote {paths.html}")
-    print(f"wrote {paths.pareto_csv}")
-    if paths.latex is not None:
-        print(f"wrote {paths.latex}")
+    from analysis.record import STUDY_FILE
+    from analysis.train_report import write_train_report
+
+    if not (Path(directory) / STUDY_FILE).exists() and (Path(directory) / "metrics.csv").exists():
+        if trial is not None:
+            raise AnalysisError(f"{directory} is an `excolor train` output, not a study: it has no trials (--trial)")
+        paths = write_train_report(directory, out, seed=seed)
     else:
+        paths = write_report(directory, out, seed=seed, trial=trial)
+    for path in (paths.markdown, paths.html, paths.pareto_csv, paths.latex):
+        if path is not None and Path(path).exists():
+            print(f"wrote {path}")
+    if paths.latex is None:
         print("no best_model_table.tex: no finished trial with a checkpoint to evaluate")
     return 0

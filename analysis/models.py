@@ -154,12 +154,19 @@ def latent_layers(model: Any, /) -> tuple[str, str]:
         raise AnalysisError(str(err)) from None
 
 
-def evaluation_plans(model: Any, /, *, concept_dim: int = 0, interventions: Sequence[str] = ()) -> tuple[Any, ...]:
+def evaluation_plans(
+    model: Any,
+    /,
+    *,
+    concept_dim: int = 0,
+    interventions: Sequence[Any] = (),
+    concept_dims: Sequence[int] | None = None,
+) -> tuple[Any, ...]:
     """§9.12's plans for any model kind; see ``excolor.evaluate.model_plans``."""
     from excolor.evaluate import model_plans
 
     try:
-        return model_plans(model, concept_dim=concept_dim, interventions=interventions)
+        return model_plans(model, concept_dim=concept_dim, interventions=interventions, concept_dims=concept_dims)
     except ValueError as err:
         raise AnalysisError(str(err)) from None
 
@@ -212,30 +219,24 @@ def evaluate_model(model: Any, /, *, n: int = 20, evaluation: Any = None) -> Mod
         evaluation: the experiment's ``excolor.config.Evaluation`` (concept axis, anchor colour,
             interventions); None for Ex 2.9.1's (axis 0, red, suppression).
 
-    Ablated and pruned correlate with similarity³, suppression with similarity², repulsion with
-    similarity³ (``excolor.evaluate.CORRELATION_POWERS``, ``INTERVENTION_POWERS``).
+    Ablated and pruned (deleting ``evaluation.concept_dims``) correlate with similarity³, each
+    intervention with its own power (Ex 2.9.1's suppression: similarity², ``excolor.methods``).
     """
     from excolor.colors import RED_HSV, rgb_grid
-    from excolor.evaluate import (
-        CORRELATION_POWERS,
-        INTERVENTION_POWERS,
-        error_correlation,
-        named_color_table,
-        per_color_mse,
-    )
+    from excolor.evaluate import error_correlation, named_color_table, per_color_mse, plan_power
 
     concept_dim = int(evaluation.concept_dim) if evaluation is not None else 0
     anchor_hsv = tuple(float(v) for v in evaluation.anchor_hsv) if evaluation is not None else tuple(RED_HSV)
     interventions = tuple(evaluation.interventions) if evaluation is not None else ()
-    plans = evaluation_plans(model, concept_dim=concept_dim, interventions=interventions)
+    concept_dims = tuple(evaluation.concept_dims) if evaluation is not None else None
+    plans = evaluation_plans(model, concept_dim=concept_dim, interventions=interventions, concept_dims=concept_dims)
     table = named_color_table(model, plans=plans)
     rgb = rgb_grid(n)  # (N, 3)
-    powers = {**INTERVENTION_POWERS, **CORRELATION_POWERS}
     similarity, errors, rows = {}, {}, []
     for plan in plans:
         if plan.name == "baseline":
             continue
-        power = float(powers.get(plan.name, 3.0))
+        power = plan_power(plan.name, interventions)
         mse = per_color_mse(model, rgb, plan=plan)  # (N,)
         r, p = error_correlation(rgb, mse, anchor_hsv=anchor_hsv, power=power)
         errors[plan.name] = mse

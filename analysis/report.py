@@ -9,9 +9,12 @@ interventions; kind, trials by state, seeds, steps, objectives), failed trials a
 the Pareto front over the study's objectives with ranks, hypervolume and seed attainment, the hand
 schedule's place, the plots, the §9.10 original-rule front (val_recon and the experiment's
 validating regularizers minimised, score maximised) for sweeps of the hand schedule only, and the
-best model's named-colour table (science.md §10.1 layout) and error-vs-similarity correlations,
-the model rebuilt with the trial's experiment. A study with no finished trial gets an honest short
-report.
+per-seed distributions (box plots of score, val_recon, each validating regularizer, each
+intervention's r and the loss-cube errors per trial), and one model's full set, rebuilt with its
+trial's experiment: the named-colour table (science.md §10.1 layout), error-vs-similarity
+correlations, the loss-cube errors per method, colour slices, latent views and the stacked figure.
+The model is the best one (see ``analysis.tables.best_model_choice``) or the one chosen with
+``seed``/``trial``. A study with no finished trial gets an honest short report.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from analysis import plots
+from analysis import figures, plots
 from analysis.errors import AnalysisError
 from analysis.models import evaluate_model, load_population
 from analysis.pareto import DEFAULT_REFERENCE
@@ -51,8 +54,8 @@ REFERENCE_FRONT = (22, 60)
 
 _MAX_SCHEDULES = 8  # front trials drawn over the hand schedule; more is unreadable
 _MAX_FAILED = 20
-_METHODS = ("ablated", "pruned", "suppression", "repulsion")
-_INTERVENTIONS = ("suppression", "repulsion")  # excolor.config.INTERVENTIONS, without importing torch
+_MAX_BOXES = 24  # trials drawn in the per-seed distributions
+_CUBE_STATS = ("max_mse", "median_mse")  # excolor.methods.CUBE_STATS
 
 
 @dataclass(frozen=True)
@@ -239,8 +242,19 @@ def _varying_config(frame: pd.DataFrame, limit: int = 10) -> list[str]:
 
 
 def _intervention_columns(columns: Sequence[str], suffix: str = "") -> list[str]:
-    """``<intervention>_r<suffix>`` columns present among ``columns`` (suppression_r, repulsion_r)."""
-    return [f"{name}_r{suffix}" for name in _INTERVENTIONS if f"{name}_r{suffix}" in columns]
+    """``<intervention>_r<suffix>`` columns present among ``columns`` (suppression_r, repulsion_r, ...):
+    every ``*_r<suffix>`` but the score's own ``ablated_r`` and the ``val_*`` metrics."""
+    end = f"_r{suffix}"
+    return [
+        c
+        for c in columns
+        if isinstance(c, str) and c.endswith(end) and c[: -len(end)] not in ("ablated", "") and not c.startswith("val_")
+    ]
+
+
+def _cube_columns(columns: Sequence[str], suffix: str = "") -> list[str]:
+    """``<method>_max_mse<suffix>`` / ``<method>_median_mse<suffix>`` columns present, in order."""
+    return [c for c in columns if isinstance(c, str) and any(c.endswith(f"_{s}{suffix}") for s in _CUBE_STATS)]
 
 
 def front_table(summary: FrontSummary, /, *, rows: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -287,8 +301,9 @@ def _experiment_items(study: Study) -> list[str]:
         f"model: {m.kind}, K = {m.k_bottleneck} latent, H = {m.k_codec} hidden, N = {m.n_nonlinear} GELU "
         f"block(s) per side; {latent}",
         "regularizers: " + ", ".join(regs),
-        f"evaluation: concept axis {ev.concept_dim}, anchor {anchor_name(ev.anchor_hsv)}, score power "
-        f"{_fmt(ev.score_power)} on the {ev.score_grid}³ grid; interventions: {', '.join(ev.interventions) or 'none'}",
+        f"evaluation: concept axis {ev.concept_dim}, ablated/pruned dims {list(ev.concept_dims)}, anchor "
+        f"{anchor_name(ev.anchor_hsv)}, score power {_fmt(ev.score_power)} on the {ev.score_grid}³ grid; "
+        f"interventions: {'; '.join(i.describe() for i in ev.interventions) or 'none'}",
         "data: " + e.data.colors + f" ({e.data.sampler} sampler), labels: {', '.join(e.data.labels) or 'none'}",
     ]
     return items
@@ -424,7 +439,7 @@ def _seed_metric_columns(study: Study, columns: Sequence[str]) -> list[str]:
         "ablated_r",
         "val_recon",
         *(f"val_{name}" for name in study.validating),
-        *(f"{name}_r" for name in study.experiment.evaluation.interventions),
+        *(f"{name}_r" for name in study.experiment.evaluation.intervention_names),
         *_intervention_columns(columns),
         *(f"labels/n/{label}" for label in study.labels),
     ]
@@ -486,9 +501,9 @@ def _original_rule_section(doc: _Document, study: Study) -> None:
 def _color_table(table: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """§10.1's layout: colour, baseline MSE, then the increase in MSE per method (9 decimals)."""
     frame = pd.DataFrame({"colour": table["name"], "baseline": [_fixed(v) for v in table["baseline"]]})
-    for method in _METHODS:
-        if f"{method}-delta" in table.columns:
-            frame[f"Δ {method}"] = [_fixed(v) for v in table[f"{method}-delta"]]
+    for column in table.columns:
+        if isinstance(column, str) and column.endswith("-delta"):
+            frame[f"Δ {column.removesuffix('-delta')}"] = [_fixed(v) for v in table[column]]
     return frame, [_hex(rgb) for rgb in table["rgb"]]
 
 
@@ -503,8 +518,52 @@ def _trial_model(study: Study, trial_id: str, trial: pd.Series) -> tuple[Any, in
     return study.experiment, None, f"{study.experiment.name}'s K and N, H read off the parameter count"
 
 
-def _best_model_section(doc: _Document, study: Study, choice: BestModel | None, out: Path) -> Path | None:
-    doc.heading("Best model")
+def _chosen_model(study: Study, summary: FrontSummary, *, seed: int | None, trial: str | None) -> BestModel | None:
+    """The model to show: the best one, or the one ``seed``/``trial`` pick.
+
+    ``trial`` alone: that trial's seed with the largest score. ``seed`` alone: that seed in the
+    best model's trial when it holds it, else in the done trial with the largest mean score that does.
+    """
+    best = best_model_choice(study, summary)
+    if seed is None and trial is None:
+        return best
+    seeds = study.seeds
+    if seeds.empty:
+        raise AnalysisError("the study has no per-seed results (seeds.csv): there is no model to choose")
+    if trial is not None:
+        rows = seeds[seeds["trial_id"].astype(str) == str(trial)]
+        if rows.empty:
+            known = ", ".join(dict.fromkeys(seeds["trial_id"].astype(str)))
+            raise AnalysisError(f"no per-seed results for trial {trial!r}; trials with results: {known}")
+    else:
+        holding = seeds[seeds["seed"] == seed]
+        if holding.empty:
+            raise AnalysisError(f"no trial trained seed {seed}; seeds: {_seed_ranges(tuple(seeds['seed']))}")
+        if best is not None and best.trial_id in set(holding["trial_id"].astype(str)):
+            trial = best.trial_id
+        else:
+            means = summary.done.set_index("trial_id")["score_mean"]
+            ids = list(dict.fromkeys(holding["trial_id"].astype(str)))
+            trial = max(ids, key=lambda t: (float(np.nan_to_num(means.get(t, np.nan), nan=-np.inf)), -ids.index(t)))
+        rows = seeds[seeds["trial_id"].astype(str) == trial]
+    if seed is not None:
+        picked = rows[rows["seed"] == seed]
+        if picked.empty:
+            raise AnalysisError(
+                f"trial {trial} did not train seed {seed}; its seeds: {_seed_ranges(tuple(rows['seed']))}"
+            )
+        reason = f"chosen: trial {trial}, seed {seed}"
+    else:
+        picked = rows.loc[[pd.to_numeric(rows["score"], errors="coerce").fillna(-np.inf).idxmax()]]
+        reason = f"chosen: trial {trial}; its seed with the largest score"
+    row = picked.iloc[0]
+    return BestModel(str(row["trial_id"]), int(row["seed"]), reason, row)
+
+
+def _best_model_section(
+    doc: _Document, study: Study, choice: BestModel | None, out: Path, *, heading: str = "Best model"
+) -> Path | None:
+    doc.heading(heading)
     if choice is None:
         doc.para("No per-seed results (seeds.csv) among the done trials: no model to show.")
         return None
@@ -533,22 +592,30 @@ def _best_model_section(doc: _Document, study: Study, choice: BestModel | None, 
     if checkpoint.step is not None and final_step is not None and int(checkpoint.step) != int(final_step):
         doc.para(f"Note: the latest checkpoint is at step {checkpoint.step}, the final report at {trial['step']}.")
     model = checkpoint.population.module(checkpoint.seeds.index(choice.seed))
-    evaluation = evaluate_model(model, evaluation=experiment.evaluation)
+    header = f"% excolor analysis: study {study.name}, trial {choice.trial_id}, seed {choice.seed}\n"
+    return model_set(
+        doc, model, experiment, label=f"trial {choice.trial_id}, seed {choice.seed}", out=out, latex_header=header
+    )
+
+
+def model_set(doc: _Document, model: Any, experiment: Any, *, label: str, out: Path, latex_header: str) -> Path:
+    """One model's full set into ``doc``: named-colour table and bars, correlations and scatter plots,
+    loss-cube errors, colour slices and their errors, latent views, the stacked figure; and
+    ``best_model_table.tex`` in ``out``. Returns the LaTeX path."""
+    ev = experiment.evaluation
+    evaluation = evaluate_model(model, evaluation=ev)
     frame, swatches = _color_table(evaluation.table)
-    axis = experiment.evaluation.concept_dim
-    extra = [i for i in experiment.evaluation.interventions if i != "suppression"]
+    named = [i for i in ev.intervention_names if i != "suppression"]
     doc.para(
         "Per named colour (12 hues, 5 greys): baseline MSE and the increase in MSE after each method "
-        f"(ablating or pruning latent axis {axis}, or suppressing it"
-        + (f"; {', '.join(extra)}" if extra else "")
+        f"(ablating or pruning latent dims {list(ev.concept_dims)}, or suppressing axis {ev.concept_dim}"
+        + (f"; {', '.join(named)}" if named else "")
         + "), as in science.md §10.1."
     )
     doc.table(frame, swatches)
     doc.figure(
         "color_errors",
-        plots.color_error_figure(
-            evaluation.table, title=f"Per-colour error, trial {choice.trial_id} seed {choice.seed}"
-        ),
+        plots.color_error_figure(evaluation.table, title=f"Per-colour error, {label}"),
         "Reconstruction error per named colour: baseline and after each method.",
     )
     corr = evaluation.correlations
@@ -565,16 +632,113 @@ def _best_model_section(doc: _Document, study: Study, choice: BestModel | None, 
     )
     doc.figure(
         "error_vs_similarity",
-        plots.similarity_figure(evaluation, title=f"trial {choice.trial_id}, seed {choice.seed} (20³ RGB cube)"),
+        plots.similarity_figure(evaluation, title=f"{label} (20³ RGB cube)"),
         f"Per-colour error vs similarity to {evaluation.anchor} on the 20³ RGB cube, with Pearson r and R².",
     )
+    cube = figures.cube_errors(model, evaluation=ev)
+    doc.para(
+        "Loss-cube errors (§9.4's 150×24×24 HSV cube, hue extended 1/12 past both ends): max and median "
+        "per-colour MSE after each method (the notebooks' quoted figures, e.g. Ex 2.8 ablated max 0.74)."
+    )
+    doc.table(
+        pd.DataFrame(
+            {
+                "method": cube["method"],
+                "max MSE": [_fmt(v) for v in cube["max_mse"]],
+                "median MSE": [_fmt(v) for v in cube["median_mse"]],
+            }
+        )
+    )
+    slices = figures.color_slices(model, evaluation=ev)
+    doc.figure(
+        "color_slices",
+        figures.color_slices_figure(slices, title=f"Colour slices, {label}"),
+        "Predicted colours over the HSV grid (value up, hue across; one panel per saturation): the input, "
+        "then the baseline and each method.",
+    )
+    doc.figure(
+        "color_slice_errors",
+        figures.slice_errors_figure(slices, title=f"Per-colour error over the slices, {label}"),
+        "Per-colour MSE over the same grid, one colour scale for all methods.",
+    )
+    colors = experiment.data.training_set().colors.numpy()
+    try:
+        views = figures.latent_views(model, colors=colors, evaluation=ev)
+        doc.figure(
+            "latent_views",
+            figures.latent_views_figure(views, title=f"Latents of the training colours, {label}"),
+            "The training colours' latents in their own colours on pairs of latent axes (the concept axis "
+            "against the two that vary most); arrow: the concept axis; red lines: where each intervention "
+            "acts (dashed: its start; dotted: a repulsion's largest alignment). Rows after the baseline show "
+            "the latents after each intervention.",
+        )
+        doc.figure(
+            "stacked",
+            figures.stacked_figure(views, slices, title=label),
+            "The paper-style figure: the baseline latents over each method's colour slices.",
+        )
+    except AnalysisError as err:
+        doc.para(f"No latent view: {err}.")
     from excolor.evaluate import named_color_latex
 
     latex = out / "best_model_table.tex"
-    header = f"% excolor analysis: study {study.name}, trial {choice.trial_id}, seed {choice.seed}\n"
-    latex.write_text(header + named_color_latex(evaluation.table), encoding="utf-8")
+    latex.write_text(latex_header + named_color_latex(evaluation.table), encoding="utf-8")
     doc.para(f"LaTeX table: {latex.name}.")
     return latex
+
+
+def _trial_order(study: Study, summary: FrontSummary) -> list[str]:
+    """Trials for the distributions: hand schedule, then the front by mean score, then the rest."""
+    done = summary.done.copy()
+    done["_key"] = list(zip(~done["hand"].astype(bool), ~done["on_front"].astype(bool), -done["score_mean"].fillna(-1)))
+    ordered = [str(t) for t in done.sort_values("_key", kind="stable")["trial_id"]]
+    with_seeds = set(study.seeds["trial_id"].astype(str))
+    return [t for t in ordered if t in with_seeds][:_MAX_BOXES]
+
+
+def distribution_columns(experiment: Any, columns: Sequence[str]) -> list[str]:
+    """Per-seed metrics worth a box plot: score, val_recon, each validating regularizer, each
+    intervention's r, the loss-cube errors; those present in ``columns``."""
+    wanted = [
+        "score",
+        "val_recon",
+        *(f"val_{r.name}" for r in experiment.regularizers if r.validates),
+        *_intervention_columns(columns),
+        *_cube_columns(columns),
+    ]
+    return [c for c in dict.fromkeys(wanted) if c in columns]
+
+
+def _distribution_section(doc: _Document, study: Study, summary: FrontSummary) -> None:
+    seeds = study.seeds
+    if seeds.empty:
+        return
+    doc.heading("Distributions across seeds")
+    order = _trial_order(study, summary)
+    hand = {str(t): "black" for t in summary.done.loc[summary.done["hand"].astype(bool), "trial_id"]}
+    columns = distribution_columns(study.experiment, list(seeds.columns))
+    frame = seeds.assign(trial_id=seeds["trial_id"].astype(str))
+    try:
+        fig = figures.distribution_figure(frame, columns=columns, group="trial_id", order=order, highlight=hand)
+    except AnalysisError as err:
+        doc.para(f"No distributions: {err}.")
+        return
+    more = f" (the first {_MAX_BOXES} of {summary.done.shape[0]})" if len(summary.done) > _MAX_BOXES else ""
+    doc.figure(
+        "seed_distributions",
+        fig,
+        f"Per trial{more}: a box of its seeds (red line: median) with every seed as a point; hand schedule "
+        "in black, then the front by mean score.",
+    )
+    cube = _cube_columns(list(seeds.columns))
+    if cube:
+        stats = frame[frame["trial_id"].isin(order)].groupby("trial_id", sort=False)[cube].median()
+        stats = stats.reindex([t for t in order if t in stats.index])
+        table = pd.DataFrame({"trial": stats.index})
+        for c in cube:
+            table[c.replace("_mse", "").replace("_", " ")] = [_fmt(v, 3) for v in stats[c]]
+        doc.para("Loss-cube errors per trial: the median over its seeds of each seed's max and median per-colour MSE.")
+        doc.table(table)
 
 
 # --------------------------------------------------------------------------------- entry point
@@ -591,21 +755,34 @@ def _output_dir(study: Study, out_dir: str | Path | None) -> Path:
     return out.resolve()
 
 
-def write_report(study_dir: str | Path, out_dir: str | Path | None = None) -> ReportPaths:
+def write_report(
+    study_dir: str | Path,
+    out_dir: str | Path | None = None,
+    *,
+    seed: int | None = None,
+    trial: str | None = None,
+) -> ReportPaths:
     """Write report.md, report.html, pareto.csv and (when a model is found) best_model_table.tex.
 
     Args:
         study_dir: the study directory.
         out_dir: where to write (created); default ``STUDY/report/``.
+        seed: show this seed's model instead of the best one (in ``trial``, or in the best model's
+            trial when it holds the seed, else in the best trial by mean score that does).
+        trial: show a model of this trial (its seed with the largest score unless ``seed`` is given).
 
     Returns:
         The paths written.
 
     Raises:
-        AnalysisError: not a study, or the output directory cannot be written.
+        AnalysisError: not a study, the output directory cannot be written, or ``seed``/``trial``
+            name no trained model.
     """
     study = load_study(study_dir)
     summary = front_summary(study)
+    chosen = _chosen_model(study, summary, seed=seed, trial=trial) if not summary.done.empty else None
+    if (seed is not None or trial is not None) and chosen is None:
+        raise AnalysisError("the study has no finished trial: there is no model to choose")
     out = _output_dir(study, out_dir)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     doc = _Document(f"Study report: {study.name}")
@@ -624,7 +801,9 @@ def write_report(study_dir: str | Path, out_dir: str | Path | None = None) -> Re
         _plots_section(doc, study, summary)
         if all_hand_sweep(study):
             _original_rule_section(doc, study)
-        latex = _best_model_section(doc, study, best_model_choice(study, summary), out)
+        _distribution_section(doc, study, summary)
+        heading = "Best model" if seed is None and trial is None else "Chosen model"
+        latex = _best_model_section(doc, study, chosen, out, heading=heading)
     try:
         front_table(summary).to_csv(out / "pareto.csv", index=False)
         figures = []

@@ -19,6 +19,11 @@ channels, §9.2). It prints:
 - the mean ablation score (r², 8³ RGB grid, §9.8), collapsed/diverged counts and wall time.
 
 Ex 2.9.1's anti-subspace term should concentrate the damage on reds; Ex 2.8 should spread it.
+
+The per-model max and median are a product feature now: every training reports
+``<method>_max_mse`` / ``<method>_median_mse`` on §9.4's 150×24×24 loss cube
+(``excolor.evaluate.population_cube_metrics``); this script keeps §10.4's larger cube and the
+where-does-the-damage-fall analysis.
 """
 
 from __future__ import annotations

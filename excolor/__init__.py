@@ -15,7 +15,8 @@ The package is the science: torch and numpy only, nothing of Ray, Optuna or W&B.
 - ``kernel``        its fused per-model CPU engine (Numba; imported only when ``engine`` asks for it)
 - ``surgery``       ablate / prune a latent dimension
 - ``interventions`` suppression, repulsion, falloffs and mappers
-- ``evaluate``      ablation score, named-colour tables, error-vs-similarity correlations
+- ``methods``       the registry of methods as data: surgery, interventions, their metric names
+- ``evaluate``      ablation score, named-colour tables, error-vs-similarity correlations, loss-cube errors
 - ``plain``         a plain autograd loop: test oracle and speed baseline
 - ``limits``        every bound on user input in one place: file sizes, depth, digits, sizes, memory
 - ``readers``       bounded reading: ``read_text``, ``load_json_file`` (study records), ``load_json_lines``

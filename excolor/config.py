@@ -13,11 +13,11 @@ from excolor.colors import RED_HSV, hsv_to_rgb
 from excolor.data import TrainingData
 from excolor.dopesheet import Dopesheet
 from excolor.limits import SIZE_FIELDS
+from excolor.methods import InterventionSpec, as_intervention
 from excolor.model import MODEL_KINDS
 from excolor.regularizers import RegularizerConfig
 
 __all__ = [
-    "INTERVENTIONS",
     "STREAMS",
     "Evaluation",
     "Experiment",
@@ -27,9 +27,6 @@ __all__ = [
 
 STREAMS = ("hash", "original")
 """Batch/label random streams this build offers (§14.1)."""
-
-INTERVENTIONS = ("suppression", "repulsion")
-"""Inference-time interventions an experiment can evaluate besides ablation (§8, §9.12)."""
 
 
 @dataclass(frozen=True)
@@ -63,32 +60,48 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """How a trained model is scored (§9.8) and which interventions are measured (§9.12).
+    """How a trained model is scored (§9.8) and which methods test it (§7, §8, §9.12).
 
     Args:
-        concept_dim: the latent axis that should hold the concept; ablated for the score.
+        concept_dim: the latent axis that should hold the concept: interventions act along it and
+            ``red_angle_deg`` measures the anchor colour's angle from it.
         anchor_hsv: the concept colour in HSV; the score correlates error with similarity to it.
         score_power: exponent of that similarity in the score.
         score_grid: the score's RGB grid size per axis (8 → 512 colours, corners included).
-        interventions: each adds ``<name>_r``, the error-vs-similarity r under that intervention
-            on the concept axis, on the 20³ cube (``suppression``: hard gate, similarity²;
-            ``repulsion``: Bezier map to cos 60°, similarity³).
+        interventions: each adds ``<name>_r`` (error-vs-similarity r on the 20³ cube) and the loss
+            cube's ``<name>_max_mse``/``<name>_median_mse``. Names of ``excolor.methods.REGISTERED``
+            (``suppression``: Ex 2.9.1's hard gate; ``repulsion``: Ex 2.4's Bézier map) or
+            ``InterventionSpec``s; stored as specs.
+        concept_dims: the latent dimensions that ablation and pruning delete, for the score and
+            every report (e.g. Ex 2.1's vibrant plane ``(0, 1)``); default ``(concept_dim,)``.
     """
 
     concept_dim: int = 0
     anchor_hsv: tuple[float, float, float] = RED_HSV
     score_power: float = 3.0
     score_grid: int = 8
-    interventions: tuple[str, ...] = ()
+    interventions: tuple[InterventionSpec, ...] = ()
+    concept_dims: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if self.score_grid < 2 or not self.score_power > 0:
             raise ValueError("evaluation needs score_grid >= 2 and score_power > 0")
         if len(self.anchor_hsv) != 3 or not all(0.0 <= float(v) <= 1.0 for v in self.anchor_hsv):
             raise ValueError(f"anchor_hsv must be three numbers in [0, 1], got {self.anchor_hsv!r}")
-        for name in self.interventions:
-            if name not in INTERVENTIONS:
-                raise ValueError(f"unknown intervention {name!r}; expected one of {', '.join(INTERVENTIONS)}")
+        specs = tuple(as_intervention(i) for i in self.interventions)
+        names = [s.name for s in specs]
+        if len(set(names)) != len(names):
+            raise ValueError(f"intervention names must be unique, got {names}")
+        object.__setattr__(self, "interventions", specs)
+        dims = tuple(int(d) for d in self.concept_dims) or (int(self.concept_dim),)
+        if len(set(dims)) != len(dims) or min(dims) < 0:
+            raise ValueError(f"concept_dims must be distinct non-negative dimensions, got {list(self.concept_dims)}")
+        object.__setattr__(self, "concept_dims", dims)
+
+    @property
+    def intervention_names(self) -> tuple[str, ...]:
+        """The interventions' names, which name their metrics."""
+        return tuple(i.name for i in self.interventions)
 
     @property
     def concept_rgb(self) -> tuple[float, float, float]:
@@ -146,6 +159,13 @@ class Experiment:
                 f"evaluation.concept_dim {self.evaluation.concept_dim} is outside the "
                 f"{self.model.k_bottleneck}-D latent"
             )
+        if max(self.evaluation.concept_dims) >= self.model.k_bottleneck:
+            raise ValueError(
+                f"evaluation.concept_dims {list(self.evaluation.concept_dims)} reach outside the "
+                f"{self.model.k_bottleneck}-D latent"
+            )
+        if len(self.evaluation.concept_dims) >= self.model.k_bottleneck:
+            raise ValueError("evaluation.concept_dims must leave at least one latent dimension")
         if self.stream not in STREAMS:
             raise ValueError(f"stream must be one of {STREAMS}, got {self.stream!r}")
         if self.stream == "original":
@@ -178,6 +198,10 @@ class Experiment:
     @property
     def concept_dim(self) -> int:
         return self.evaluation.concept_dim
+
+    @property
+    def concept_dims(self) -> tuple[int, ...]:
+        return self.evaluation.concept_dims
 
     @property
     def concept_color(self) -> tuple[float, float, float]:

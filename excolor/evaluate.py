@@ -12,9 +12,10 @@ float64 (§14.4). Letters: S = models, N = colours.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -23,24 +24,32 @@ import scipy.special
 import torch
 from torch import nn
 
-from excolor.colors import RED_HSV, hsv_similarity, named_colors, rgb_grid, rgb_to_hsv
-from excolor.interventions import BoundedFalloff, InterventionConfig, Suppression, infer
+from excolor.colors import RED_HSV, ColorCube, hsv_similarity, named_colors, rgb_grid, rgb_to_hsv
+from excolor.interventions import InterventionConfig, infer
+from excolor.methods import REGISTERED, SURGERY_POWER, InterventionSpec, as_intervention, cube_metric_names
 from excolor.population import Population
 from excolor.surgery import ablate, prune
 
 __all__ = [
     "CORRELATION_POWERS",
+    "INTERVENTION_POWERS",
+    "LOSS_CUBE_SHAPE",
     "EvaluationPlan",
     "ablation_score",
+    "concept_intervention",
+    "cube_error_stats",
     "error_correlation",
     "intervention_correlations",
     "latent_layers",
+    "loss_cube",
     "model_plans",
     "named_color_latex",
     "named_color_table",
     "pearson_r",
     "per_color_mse",
+    "plan_power",
     "population_correlations",
+    "population_cube_metrics",
     "red_similarity",
     "score_from_errors",
     "similarity_correlations",
@@ -49,8 +58,19 @@ __all__ = [
 
 FloatArray = npt.NDArray[np.float64]
 
-CORRELATION_POWERS: Mapping[str, float] = {"ablated": 3.0, "pruned": 3.0, "suppression": 2.0}
-"""Similarity power per plan for the error-vs-similarity correlations (§9.12, §10.1 scatter plots)."""
+CORRELATION_POWERS: Mapping[str, float] = {
+    "ablated": SURGERY_POWER,
+    "pruned": SURGERY_POWER,
+    "suppression": REGISTERED["suppression"].power,
+}
+"""Similarity power per plan of Ex 2.9.1's error-vs-similarity correlations (§9.12, §10.1 scatter plots);
+an experiment's own interventions carry theirs (``InterventionSpec.power``)."""
+
+INTERVENTION_POWERS: Mapping[str, float] = {name: spec.power for name, spec in REGISTERED.items()}
+"""Similarity power of each registered intervention's r (``excolor.methods.REGISTERED``)."""
+
+LOSS_CUBE_SHAPE = (150, 24, 24)
+"""Hues × saturations × values of the HSV loss cube of §9.4 (hue range extended by 1/12 past both ends)."""
 
 _LAYER = "bottleneck"
 
@@ -105,36 +125,66 @@ def latent_layers(model: nn.Module, /) -> tuple[str, str]:
 
 
 def model_plans(
-    model: nn.Module, /, *, concept_dim: int = 0, interventions: Iterable[str] = ()
+    model: nn.Module,
+    /,
+    *,
+    concept_dim: int = 0,
+    interventions: Iterable[InterventionSpec | str] = (),
+    concept_dims: Sequence[int] | None = None,
 ) -> tuple[EvaluationPlan, ...]:
-    """§9.12's plans for any model kind: ``baseline``, ``ablated``, ``pruned``, ``suppression``, then
-    each further intervention of ``interventions`` (``repulsion``), all on latent axis ``concept_dim``.
+    """§9.12's plans for any model kind: ``baseline``, ``ablated``, ``pruned`` (deleting
+    ``concept_dims``, default ``(concept_dim,)``), ``suppression`` (the experiment's own if
+    ``interventions`` has one of that name, else Ex 2.9.1's gate), then the other ``interventions``
+    (registered names or ``InterventionSpec``s), all acting on latent axis ``concept_dim``.
 
-    On a ``CNColorMLP`` the first four are ``standard_plans`` (same gate, same surgery).
+    On a ``CNColorMLP`` with the defaults these are ``standard_plans`` (same gate, same surgery).
     """
     k = int(getattr(model, "k_bottleneck", 0)) or _latent_width(model)
     if not 0 <= concept_dim < k:
         raise ValueError(f"concept_dim {concept_dim} is outside the model's {k}-D latent")
-    return _plans(k, concept_dim, latent_layers(model), interventions)
+    dims = tuple(concept_dims) if concept_dims else (concept_dim,)
+    return _plans(k, concept_dim, latent_layers(model), interventions, dims)
 
 
 def _plans(
-    k: int, concept_dim: int, layers: tuple[str, str], interventions: Iterable[str]
+    k: int,
+    concept_dim: int,
+    layers: tuple[str, str],
+    interventions: Iterable[InterventionSpec | str],
+    concept_dims: Sequence[int] | None = None,
 ) -> tuple[EvaluationPlan, ...]:
-    """baseline, ablated, pruned (surgery at ``layers[0]``), suppression and ``interventions`` (hooked
-    at ``layers[1]``) on latent axis ``concept_dim`` of a K-D latent."""
+    """baseline, ablated, pruned (surgery on ``concept_dims`` at ``layers[0]``), ``suppression``
+    unless ``interventions`` has a spec of that name, then ``interventions`` (hooked at ``layers[1]``)
+    on latent axis ``concept_dim`` of a K-D latent."""
     surgery, hook = layers
+    dims = tuple(concept_dims) if concept_dims else (concept_dim,)
     axis = torch.zeros(k)
     axis[concept_dim] = 1.0
     plans = [
         EvaluationPlan("baseline"),
-        EvaluationPlan("ablated", partial(ablate, layer_id=surgery, dims=(concept_dim,))),
-        EvaluationPlan("pruned", partial(prune, layer_id=surgery, dims=(concept_dim,))),
+        EvaluationPlan("ablated", partial(ablate, layer_id=surgery, dims=dims)),
+        EvaluationPlan("pruned", partial(prune, layer_id=surgery, dims=dims)),
     ]
-    for name in dict.fromkeys(["suppression", *interventions]):
-        hooked = InterventionConfig(concept_intervention(name, axis), (hook,))
-        plans.append(EvaluationPlan(name, interventions=(hooked,)))
+    # Every plan set has a suppression (an experiment's own, or Ex 2.9.1's gate), as it always had.
+    specs = {"suppression": REGISTERED["suppression"], **{s.name: s for s in map(as_intervention, interventions)}}
+    for spec in specs.values():
+        hooked = InterventionConfig(spec.build(axis), (hook,))
+        plans.append(EvaluationPlan(spec.name, interventions=(hooked,)))
     return tuple(plans)
+
+
+def plan_power(name: str, interventions: Iterable[InterventionSpec | str] = ()) -> float:
+    """Similarity power of a plan's error-vs-similarity r: surgery 3, an intervention its own power.
+
+    >>> plan_power("ablated"), plan_power("suppression")
+    (3.0, 2.0)
+    """
+    if name in ("ablated", "pruned"):
+        return SURGERY_POWER
+    for spec in (as_intervention(i) for i in interventions):
+        if spec.name == name:
+            return spec.power
+    return REGISTERED[name].power if name in REGISTERED else SURGERY_POWER
 
 
 def pearson_r(x: npt.ArrayLike, y: npt.ArrayLike, /) -> FloatArray:
@@ -234,29 +284,33 @@ def score_from_errors(
     return r**2, r
 
 
-def per_color_mse(model: nn.Module, rgb: npt.ArrayLike, /, *, plan: EvaluationPlan) -> FloatArray:
+def per_color_mse(model: nn.Module, rgb: npt.ArrayLike, /, *, plan: EvaluationPlan, batch_size: int = 64) -> FloatArray:
     """Reconstruction error of each colour ``[..., 3]`` → ``[...]`` for the model variant of ``plan``.
 
     The forward and the error (mean over the 3 channels) are float32 in eval mode, as in training
-    and validation; the result is returned as float64.
+    and validation; the result is returned as float64. ``batch_size`` is the notebooks' 64 by
+    default; large grids (the 86,400-colour loss cube) run faster in larger batches.
     """
     colors = np.asarray(rgb, dtype=np.float64)
     if colors.ndim == 0 or colors.shape[-1] != 3:
         raise ValueError(f"rgb must have shape [..., 3], got {colors.shape}")
     x = torch.as_tensor(colors, dtype=torch.float32)
     variant = plan.transform(model)
-    y, _ = infer(variant, x, interventions=plan.interventions, capture=None)
+    y, _ = infer(variant, x, interventions=plan.interventions, capture=None, batch_size=batch_size)
     mse = ((y.float().cpu() - x) ** 2).mean(dim=-1)  # (...)
     return mse.numpy().astype(np.float64)
 
 
-def ablation_score(model: nn.Module, /, *, grid: int = 8, power: float = 3.0) -> tuple[float, float]:
+def ablation_score(
+    model: nn.Module, /, *, grid: int = 8, power: float = 3.0, dims: Sequence[int] = (0,)
+) -> tuple[float, float]:
     """The Ex 2.9.1 objective: (r², r) of ablated-model error vs similarity to red, cubed (§9.8).
 
-    Latent axis 0 at ``bottleneck`` is ablated and the model evaluated on the ``grid``³ RGB grid.
+    Latent ``dims`` (axis 0 in Ex 2.9.1; a subspace such as Ex 2.1's ``(0, 1)``) are ablated and
+    the model evaluated on the ``grid``³ RGB grid.
     """
     rgb = rgb_grid(grid)  # (N, 3)
-    plan = EvaluationPlan("ablated", partial(ablate, layer_id=latent_layers(model)[0], dims=(0,)))
+    plan = EvaluationPlan("ablated", partial(ablate, layer_id=latent_layers(model)[0], dims=tuple(dims)))
     mse = per_color_mse(model, rgb, plan=plan)  # (N,)
     score, r = score_from_errors(mse[None, :], rgb=rgb, power=power)
     return float(score[0]), float(r[0])
@@ -387,7 +441,7 @@ def population_correlations(population: Population, /, *, n: int = 20, concept_d
     x = torch.as_tensor(rgb, dtype=torch.float32, device=population.flat.device)
     axis = torch.zeros(population.k_bottleneck, device=x.device)
     axis[concept_dim] = 1.0
-    suppress = concept_intervention("suppression", axis)
+    suppress = REGISTERED["suppression"].build(axis)
     out = {}
     for name, kwargs in (("ablated", {"ablate": [concept_dim]}), ("suppression", {"latent_map": suppress})):
         y = population.predict(x, **kwargs)  # (S, N, 3)
@@ -396,31 +450,20 @@ def population_correlations(population: Population, /, *, n: int = 20, concept_d
     return out
 
 
-INTERVENTION_POWERS: Mapping[str, float] = {"suppression": 2.0, "repulsion": 3.0}
-"""Similarity power of each intervention's error-vs-similarity r (§9.12; repulsion as ablation)."""
+def concept_intervention(name: str | InterventionSpec, axis: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The latent map of an intervention (a registered name or a spec) on the unit concept ``axis``.
 
-
-def concept_intervention(name: str, axis: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The latent map of a named intervention on the concept ``axis`` (unit vector).
-
-    ``suppression``: the hard gate of §9.12 (BoundedFalloff(cos 90°, 1, 0)) removes the whole
-    positive component. ``repulsion``: rotate aligned latents to at most cos 60° with a fast
-    Bézier map (Ex 2.4, §10.4); a latent exactly on the axis turns towards a fixed-seed direction.
+    ``suppression``: Ex 2.9.1's hard gate (BoundedFalloff(cos 90°, 1, 0)) removes the whole positive
+    component. ``repulsion``: rotate aligned latents to at most cos 60° with a fast Bézier map
+    (Ex 2.4, §10.4). See ``excolor.methods.REGISTERED``.
     """
-    if name == "suppression":
-        return Suppression(axis, BoundedFalloff(math.cos(math.pi / 2), 1.0, 0.0))
-    if name == "repulsion":
-        from excolor.interventions import FastBezierMapper, Repulsion
-
-        generator = torch.Generator().manual_seed(0)  # on the CPU: the same directions on every device
-        return Repulsion(axis, FastBezierMapper(0.0, math.cos(math.pi / 3)), generator=generator)
-    raise ValueError(f"unknown intervention {name!r}; expected one of {', '.join(INTERVENTION_POWERS)}")
+    return as_intervention(name).build(axis)
 
 
 @torch.no_grad()
 def intervention_correlations(
     population: Population,
-    names: Iterable[str],
+    interventions: Iterable[InterventionSpec | str],
     /,
     *,
     concept_dim: int = 0,
@@ -428,15 +471,68 @@ def intervention_correlations(
     n: int = 20,
 ) -> dict[str, FloatArray]:
     """``<name>_r`` (S,) for each intervention: per-colour error under it vs similarity to the anchor,
-    on the n³ RGB cube (§9.12); the intervention acts on the concept axis of the latent."""
+    raised to the intervention's power, on the n³ RGB cube (§9.12); it acts on the concept axis."""
     rgb = rgb_grid(n)
     x = torch.as_tensor(rgb, dtype=torch.float32, device=population.flat.device)
     axis = torch.zeros(population.k_bottleneck, device=x.device)
     axis[concept_dim] = 1.0
     hsv = rgb_to_hsv(rgb)
     out = {}
-    for name in names:
-        mse = population.color_errors(x, latent_map=concept_intervention(name, axis)).double().cpu().numpy()  # (S, N)
-        sim = hsv_similarity(hsv, anchor_hsv, hemi=True, mode="angular") ** INTERVENTION_POWERS[name]
-        out[f"{name}_r"] = pearson_r(sim, mse)
+    for spec in map(as_intervention, interventions):
+        mse = population.color_errors(x, latent_map=spec.build(axis)).double().cpu().numpy()  # (S, N)
+        sim = hsv_similarity(hsv, anchor_hsv, hemi=True, mode="angular") ** spec.power
+        out[f"{spec.name}_r"] = pearson_r(sim, mse)
+    return out
+
+
+def loss_cube(shape: tuple[int, int, int] = LOSS_CUBE_SHAPE) -> ColorCube:
+    """§9.4's HSV loss cube: hue linspace(−1/12, 1 + 1/12), saturation and value linspace(0, 1).
+
+    >>> loss_cube((4, 3, 2)).rgb_grid.shape
+    (4, 3, 2, 3)
+    """
+    nh, ns, nv = shape
+    return ColorCube.from_hsv(np.linspace(-1 / 12, 1 + 1 / 12, nh), np.linspace(0, 1, ns), np.linspace(0, 1, nv))
+
+
+def cube_error_stats(mse: npt.ArrayLike, /) -> dict[str, FloatArray]:
+    """``max_mse`` and ``median_mse`` over the colour axis of per-colour errors ``[..., N]`` → ``[...]``.
+
+    >>> {k: float(v) for k, v in cube_error_stats([0.0, 0.1, 0.5]).items()}
+    {'max_mse': 0.5, 'median_mse': 0.1}
+    """
+    errors = np.asarray(mse, dtype=np.float64)
+    return {"max_mse": errors.max(axis=-1), "median_mse": np.median(errors, axis=-1)}
+
+
+@torch.no_grad()
+def population_cube_metrics(
+    population: Population,
+    /,
+    *,
+    concept_dims: Sequence[int] = (0,),
+    concept_dim: int = 0,
+    interventions: Iterable[InterventionSpec | str] = (),
+    shape: tuple[int, int, int] = LOSS_CUBE_SHAPE,
+) -> dict[str, FloatArray]:
+    """Max and median per-colour MSE on the HSV loss cube for each method, per model (§9.4, §10.4).
+
+    The figures the notebooks quote (Ex 2.8: ablated max 0.74, median 0.044; Ex 2.4: suppression
+    max 0.16). Keys ``cube_metric_names(interventions)``: ``baseline_*``, ``ablated_*`` (deleting
+    ``concept_dims``; pruning gives the same outputs, §7.4) and ``<intervention>_*`` on axis
+    ``concept_dim``; each (S,).
+    """
+    rgb = loss_cube(shape).rgb_grid.reshape(-1, 3)  # (N, 3)
+    x = torch.as_tensor(rgb, dtype=torch.float32, device=population.flat.device)
+    axis = torch.zeros(population.k_bottleneck, device=x.device)
+    axis[concept_dim] = 1.0
+    runs: dict[str, dict[str, Any]] = {"baseline": {}, "ablated": {"ablate": list(concept_dims)}}
+    for spec in map(as_intervention, interventions):
+        runs[spec.name] = {"latent_map": spec.build(axis)}
+    out: dict[str, FloatArray] = {}
+    for name, kwargs in runs.items():
+        mse = population.color_errors(x, **kwargs).double().cpu().numpy()  # (S, N)
+        for stat, values in cube_error_stats(mse).items():
+            out[f"{name}_{stat}"] = values
+    assert list(out) == cube_metric_names(interventions)
     return out

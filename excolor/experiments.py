@@ -46,9 +46,10 @@ import yaml
 from excolor import _yaml, limits
 from excolor._yaml import Fail, YamlSyntaxError, kind, listing, mapping, number, sequence, text
 from excolor.colors import RED_HSV
-from excolor.config import INTERVENTIONS, STREAMS, Evaluation, Experiment, ModelConfig
+from excolor.config import STREAMS, Evaluation, Experiment, ModelConfig
 from excolor.data import COLOR_SETS, LABEL_ATTRIBUTES, SAMPLERS, LabelRule, TrainingData
 from excolor.dopesheet import Dopesheet, DopesheetError
+from excolor.methods import REGISTERED, InterventionSpec, as_intervention
 from excolor.model import MODEL_KINDS
 from excolor.regularizers import (
     LAYERS,
@@ -116,7 +117,7 @@ _MODEL_KEYS = ("kind", "k_bottleneck", "k_codec", "n_nonlinear")
 _DATA_KEYS = ("colors", "subdivisions", "hsv_shape", "sampler", "batch_size", "validation_grid", "labels")
 _LABEL_KEYS = ("attribute", "power", "scale")
 _REG_KEYS = ("name", "kind", "concept", "labels", "layer", "phases", "options")
-_EVAL_KEYS = ("concept_dim", "anchor_hsv", "score_power", "score_grid", "interventions")
+_EVAL_KEYS = ("concept_dim", "concept_dims", "anchor_hsv", "score_power", "score_grid", "interventions")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
 _TERM_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
 _MAX_COLORS = limits.MAX_COLORS
@@ -525,12 +526,27 @@ def _evaluation(raw: object, model: ModelConfig, fail: Fail) -> Evaluation:
     if not isinstance(interventions, list):
         raise fail(
             "evaluation.interventions",
-            f"expected a list drawn from {listing(INTERVENTIONS)}, got {kind(interventions)}",
+            f"expected a list of names ({listing(REGISTERED)}) or mappings {{name, kind, falloff | mapper, power}}, "
+            f"got {kind(interventions)}",
         )
-    for j, name in enumerate(interventions):
-        if name not in INTERVENTIONS:
-            raise fail(f"evaluation.interventions[{j}]", f"expected one of {listing(INTERVENTIONS)}, got {kind(name)}")
-    return Evaluation(concept_dim, hsv, power, grid, tuple(dict.fromkeys(interventions)))  # type: ignore[arg-type]
+    specs: list[InterventionSpec] = []
+    for j, entry in enumerate(interventions):
+        f = f"evaluation.interventions[{j}]"
+        if isinstance(entry, str) and entry not in REGISTERED:
+            raise fail(f, f"expected one of {listing(REGISTERED)} or a mapping, got {kind(entry)}")
+        try:
+            spec = as_intervention(entry)
+        except (ValueError, TypeError) as err:
+            raise fail(f, str(err)) from None
+        if spec.name in [s.name for s in specs]:
+            if spec == next(s for s in specs if s.name == spec.name):
+                continue  # a repeated name is harmless (older files were read as a set)
+            raise fail(f, f"duplicate intervention name {spec.name!r}")
+        specs.append(spec)
+    dims = tuple(_dims(e.get("concept_dims", [concept_dim]), "evaluation.concept_dims", model.k_bottleneck, fail))
+    if len(dims) >= model.k_bottleneck:
+        raise fail("evaluation.concept_dims", f"must leave at least one of the {model.k_bottleneck} latent dimensions")
+    return Evaluation(concept_dim, hsv, power, grid, tuple(specs), dims)  # type: ignore[arg-type]
 
 
 def _dopesheet(raw: object, root: Path, fail: Fail) -> Dopesheet:
@@ -605,7 +621,8 @@ def to_dict(experiment: Experiment) -> dict[str, Any]:
             "anchor_hsv": [float(v) for v in e.anchor_hsv],
             "score_power": e.score_power,
             "score_grid": e.score_grid,
-            "interventions": list(e.interventions),
+            "interventions": [i.name if REGISTERED.get(i.name) == i else i.to_dict() for i in e.interventions],
+            "concept_dims": list(e.concept_dims),
         },
     }
 

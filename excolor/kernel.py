@@ -24,7 +24,7 @@ import math
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -52,9 +52,6 @@ from excolor.regularizers import (
     Separate,
     Unitarity,
 )
-
-if TYPE_CHECKING:
-    from excolor.train import PopulationTrainer
 
 __all__ = ["KERNEL_TERMS", "KernelPlan", "KernelRunner", "hash_keys", "kernel_plan", "train_chunk", "unsupported"]
 
@@ -923,7 +920,7 @@ class KernelRunner:
     # Steps per kernel call when the batches are drawn in Python (original stream): bounds memory.
     _MAX_GIVEN = 1 << 16  # steps × models
 
-    def __init__(self, trainer: PopulationTrainer) -> None:
+    def __init__(self, trainer: Any) -> None:  # an excolor.train.PopulationTrainer (train imports this module)
         self.trainer = trainer
         pop = trainer.population
         self.plan = kernel_plan(trainer.experiment, pop.k_bottleneck)

@@ -40,7 +40,7 @@ from excolor.colors import rgb_grid
 from excolor.config import Experiment
 from excolor.data import make_stream
 from excolor.dopesheet import Dopesheet
-from excolor.evaluate import intervention_correlations, score_from_errors
+from excolor.evaluate import intervention_correlations, population_cube_metrics, score_from_errors
 from excolor.population import Population
 from excolor.regularizers import reduction_weights
 
@@ -354,10 +354,12 @@ class PopulationTrainer:
 
     @torch.no_grad()
     def ablation_scores(self) -> tuple[np.ndarray, np.ndarray]:
-        """(score = r², r) per model: ablate the concept axis, correlate error with similarity (§9.8)."""
+        """(score = r², r) per model: ablate the concept dims, correlate error with similarity (§9.8)."""
         rgb = rgb_grid(self.experiment.score_grid)
         x = torch.as_tensor(rgb, dtype=torch.float32, device=self.device)
-        mse = self.population.color_errors(x, ablate=[self.experiment.concept_dim]).double().cpu().numpy()  # (S, N)
+        mse = (
+            self.population.color_errors(x, ablate=list(self.experiment.concept_dims)).double().cpu().numpy()
+        )  # (S, N)
         ev = self.experiment.evaluation
         return score_from_errors(mse, rgb=rgb, power=ev.score_power, anchor_hsv=ev.anchor_hsv)
 
@@ -414,6 +416,11 @@ class PopulationTrainer:
             )
             for key, values in extra.items():
                 out[key] = np.where(alive, values[:s], math.nan)
+        cube = population_cube_metrics(
+            self.population, concept_dims=ev.concept_dims, concept_dim=ev.concept_dim, interventions=ev.interventions
+        )
+        for key, values in cube.items():  # max/median per-colour MSE on the HSV loss cube (§10.4)
+            out[key] = np.where(alive, values[:s], math.nan)
         last = self.history[-1] if self.history else {}
         for key in ["val_recon", "val_loss"] + [f"val_{reg.name}" for reg in self.val_regs] + ["red_angle_deg"]:
             out[key] = last[key][:s].cpu().numpy() if key in last else nan

@@ -199,9 +199,15 @@ def _build_parser() -> argparse.ArgumentParser:
         "a validating regularizer of the study's experiment (anchor, anti-anchor for ex-2.9.1)",
     )
     pa.add_argument("--out", type=Path, help="CSV path or directory (default: STUDY/report/pareto.csv)")
-    rp = command("report", "write report.md, a self-contained report.html and best_model_table.tex")
+    rp = command(
+        "report",
+        "write report.md, a self-contained report.html and best_model_table.tex, of a study or of an "
+        "`excolor train` output directory",
+    )
     _study_flags(rp)
     rp.add_argument("--out", type=Path, help="output directory (default: STUDY/report)")
+    rp.add_argument("--seed", type=int, help="render this seed's model in full (colour slices, latent views, ...)")
+    rp.add_argument("--trial", metavar="ID", help="the study's trial to take that model from (default: the best)")
 
     va = command(
         "validate",

@@ -161,7 +161,7 @@ def analysis_command(command: str, study: Path, args: argparse.Namespace | None 
             assert args is not None
             return pareto_command(study, args.objective, args.out)
         assert args is not None
-        return report_command(study, args.out)
+        return report_command(study, args.out, seed=args.seed, trial=args.trial)
     except AnalysisError as err:
         raise UsageError(str(err)) from None
 

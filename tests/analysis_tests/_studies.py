@@ -58,7 +58,7 @@ def _layout(experiment: Any) -> _Layout:
     if experiment is None:
         return _Layout()
     regs = tuple(f"val_{r.name}" for r in experiment.regularizers if r.validates)
-    extra = tuple(f"{i}_r" for i in experiment.evaluation.interventions)
+    extra = tuple(f"{i}_r" for i in experiment.evaluation.intervention_names)
     return _Layout(regs, extra, tuple(experiment.data.labels))
 
 

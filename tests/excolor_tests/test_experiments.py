@@ -20,7 +20,6 @@ import pytest
 import torch
 
 from excolor.colors import hsv_to_rgb
-from excolor.config import INTERVENTIONS
 from excolor.data import LABEL_ATTRIBUTES, HashSampler, LabelRule, TrainingData
 from excolor.dopesheet import Dopesheet, reference_dopesheet
 from excolor.experiments import (
@@ -159,7 +158,7 @@ PRESET_ROWS = {
     "ex-2.10.1": (1501, [0, 10, 248, 495, 750, 1125, 1425, 1500]),
     "ex-2.8": (3001, [0, 10, 500, 1000, 2800, 3000]),
     "ex-2.4": (3001, [0, 10, 100, 500, 700, 1000, 2800, 3000]),
-    "ex-2.1": (2001, [0, 10, 500, 1000, 1900, 2000]),
+    "ex-2.1": (2001, [0, 10, 100, 500, 700, 1000, 1500, 2000]),
 }
 
 
@@ -324,7 +323,7 @@ def test_preset_model_data_and_evaluation(name: str) -> None:
         assert dict(e.data.labels) == {"red": LabelRule("redness", 8, 0.08)}
     ev = e.evaluation
     assert (ev.concept_dim, tuple(ev.anchor_hsv), ev.score_power, ev.score_grid) == (0, (0, 1, 1), 3, 8)
-    assert ev.interventions == interventions
+    assert ev.intervention_names == interventions
 
 
 # =============================================================================== 2. end to end
@@ -362,12 +361,14 @@ def test_preset_trains_and_scores(name: str) -> None:
             assert key in m and np.isfinite(m[key]).all() and (m[key] >= 0).all(), key
         else:
             assert key not in m, key
-    for iv in INTERVENTIONS:
+    names = e.evaluation.intervention_names
+    assert {k for k in m if k.endswith("_r") and not k.startswith("val_")} == {"ablated_r", *(f"{i}_r" for i in names)}
+    for iv in names:  # each of its own interventions, named after it
         key = f"{iv}_r"
-        if iv in e.evaluation.interventions:
-            assert key in m and np.isfinite(m[key]).all() and (np.abs(m[key]) <= 1).all(), key
-        else:
-            assert key not in m, key
+        assert np.isfinite(m[key]).all() and (np.abs(m[key]) <= 1).all(), key
+    for method in ("baseline", "ablated", *names):  # the loss cube's errors (§10.4)
+        mx, md = m[f"{method}_max_mse"], m[f"{method}_median_mse"]
+        assert np.isfinite(mx).all() and (md >= 0).all() and (md <= mx).all() and (mx <= 1).all(), method
     assert len(t.history) == 10
 
 
@@ -656,7 +657,7 @@ def test_base_file_is_valid() -> None:
     """The file the error cases start from is itself valid."""
     e = parse_experiment(BASE, source="mine.yaml")
     assert e.name == "mine" and [r.name for r in e.regularizers] == ["anchor", "separate"]
-    assert e.dopesheet.length == 11 and e.evaluation.interventions == ("suppression",)
+    assert e.dopesheet.length == 11 and e.evaluation.intervention_names == ("suppression",)
     assert parse_experiment(LEGACY).model.kind == "ColorMLP"
 
 
