@@ -95,7 +95,7 @@ def load_population(path: str | Path, /, *, hidden: int | None = None, model: An
         hidden: the expected hidden width H (a trial's experiment.yaml, a search's ``hidden``
             parameter or study.json's ``hidden``); None to read it off the parameter count. A width
             that does not fit the parameter count is an error.
-        model: the ``excolor.config.ModelConfig`` giving the kind, K and N (its ``k_codec`` is not
+        model: the ``excolor.config.ModelConfig`` giving the kind, K and N (its ``hidden`` is not
             used: pass ``hidden``); None for the Ex 2.9.1 CNColorMLP (K = 5, N = 2).
 
     Returns:
@@ -128,7 +128,7 @@ def load_population(path: str | Path, /, *, hidden: int | None = None, model: An
             f"K={k}, N={n_blocks} and {expected}"
         )
     flat = params[:n].detach().to(torch.float32).contiguous()  # (S, P)
-    population = Population(flat, k_bottleneck=k, k_codec=width, n_nonlinear=n_blocks, kind=kind)
+    population = Population(flat, k_bottleneck=k, hidden=width, n_nonlinear=n_blocks, kind=kind)
     step = state.get("step")
     return Checkpoint(population, [int(s) for s in seeds], int(step) if isinstance(step, (int, float)) else None)
 

@@ -298,13 +298,13 @@ def _experiment_items(study: Study) -> list[str]:
 
     items = [
         f"experiment: {e.name}{recorded}" + (f" — {e.description}" if e.description else ""),
-        f"model: {m.kind}, K = {m.k_bottleneck} latent, H = {m.k_codec} hidden, N = {m.n_nonlinear} GELU "
+        f"model: {m.kind}, K = {m.k_bottleneck} latent, H = {m.hidden} hidden, N = {m.n_nonlinear} GELU "
         f"block(s) per side; {latent}",
         "regularizers: " + ", ".join(regs),
         f"evaluation: concept axis {ev.concept_dim}, ablated/pruned dims {list(ev.concept_dims)}, anchor "
         f"{anchor_name(ev.anchor_hsv)}, score power {_fmt(ev.score_power)} on the {ev.score_grid}³ grid; "
         f"interventions: {'; '.join(i.describe() for i in ev.interventions) or 'none'}",
-        "data: " + e.data.colors + f" ({e.data.sampler} sampler), labels: {', '.join(e.data.labels) or 'none'}",
+        "data: " + e.data.colors + f" ({e.data.weighting} weighting), labels: {', '.join(e.data.labels) or 'none'}",
     ]
     return items
 
@@ -324,12 +324,12 @@ def _summary_section(doc: _Document, study: Study) -> None:
         f"trials: {len(study.trials)} — {states}",
         f"seeds: {len(seeds)} ({_seed_ranges(seeds)}), {r.get('seeds_per_trial')} per trial",
         f"steps: {steps if steps else full}",
-        f"hidden width: {r.get('hidden') or study.experiment.model.k_codec}"
+        f"hidden width: {r.get('hidden') or study.experiment.model.hidden}"
         + (" (searched per trial)" if study.kind == "search" else ""),
         "objectives: " + ", ".join(f"{o.name} ({o.label})" for o in study.objectives),
     ]
     if study.kind == "search":
-        items.append(f"sampler: {r.get('sampler')} (seed {r.get('sampler_seed')})")
+        items.append(f"Optuna sampler: {r.get('sampler')} (seed {r.get('sampler_seed')})")
     if r.get("scales"):
         items.append("scales: " + "; ".join(f"{n} × {', '.join(_fmt(v) for v in vals)}" for n, vals in r["scales"]))
     if study.optuna is not None and len(study.optuna):
@@ -511,7 +511,7 @@ def _trial_model(study: Study, trial_id: str, trial: pd.Series) -> tuple[Any, in
     """(the trial's experiment, the expected hidden width or None to infer it, where the shape came from)."""
     if (study.trial_path(trial_id) / "experiment.yaml").is_file():
         experiment = study.trial_experiment(trial_id)
-        return experiment, experiment.model.k_codec, "from the trial's experiment.yaml"
+        return experiment, experiment.model.hidden, "from the trial's experiment.yaml"
     hidden = trial.get("config/hidden")
     if isinstance(hidden, (int, float, np.integer, np.floating)) and not pd.isna(hidden):
         return study.trial_experiment(trial_id), int(hidden), "the trial's searched hidden width"
@@ -585,7 +585,7 @@ def _best_model_section(
         return None
     p = checkpoint.population
     doc.para(
-        f"Model: {p.kind}, K = {p.k_bottleneck}, H = {p.k_codec}, N = {p.n_nonlinear} ({source}); "
+        f"Model: {p.kind}, K = {p.k_bottleneck}, H = {p.hidden}, N = {p.n_nonlinear} ({source}); "
         f"evaluated on latent axis {experiment.evaluation.concept_dim}."
     )
     final_step = trial["step"] if "step" in trial.index and not pd.isna(trial["step"]) else None

@@ -187,7 +187,7 @@ class Study:
         rows = self.trials.loc[self.trials["trial_id"] == trial_id]
         hidden = rows["config/hidden"].iloc[0] if "config/hidden" in rows.columns and len(rows) else None
         if isinstance(hidden, (int, float, np.integer, np.floating)) and not pd.isna(hidden) and int(hidden) >= 1:
-            return self.experiment.with_model(k_codec=int(hidden))
+            return self.experiment.with_model(hidden=int(hidden))
         return self.experiment
 
     def counts(self) -> dict[str, int]:
@@ -284,8 +284,8 @@ def _read_experiment(record_path: Path, record: Mapping[str, Any]) -> Experiment
     valid = isinstance(hidden, int) and not isinstance(hidden, bool) and hidden >= 1
     if raw is not None and hidden is not None and not valid:
         raise AnalysisError(f"{record_path} has hidden {hidden!r}; expected a positive integer or null")
-    if valid and hidden != experiment.model.k_codec:
-        experiment = experiment.with_model(k_codec=hidden)
+    if valid and hidden != experiment.model.hidden:
+        experiment = experiment.with_model(hidden=hidden)
     return experiment
 
 

@@ -93,7 +93,7 @@ def load_train_run(directory: str | Path, /) -> TrainRun:
         population = Population(
             params.detach().to(torch.float32).contiguous(),
             k_bottleneck=m.k_bottleneck,
-            k_codec=m.k_codec,
+            hidden=m.hidden,
             n_nonlinear=m.n_nonlinear,
             kind=m.kind,
         )
@@ -150,7 +150,7 @@ def write_train_report(directory: str | Path, out: str | Path | None = None, *, 
     doc.bullets(
         [
             f"experiment: {e.name}" + (f" — {e.description}" if e.description else ""),
-            f"model: {m.kind}, K = {m.k_bottleneck}, H = {m.k_codec}, N = {m.n_nonlinear}",
+            f"model: {m.kind}, K = {m.k_bottleneck}, H = {m.hidden}, N = {m.n_nonlinear}",
             "regularizers: " + ", ".join(f"{r.name} ({type(r.term).__name__})" for r in e.regularizers),
             f"schedule: {e.dopesheet.length} steps; stream {e.stream}",
             f"evaluation: concept axis {ev.concept_dim}, ablated/pruned dims {list(ev.concept_dims)}; "

@@ -44,7 +44,7 @@ def _direct(study: Path, seeds: list[int]) -> float:
     experiments = [load_experiment(d / "experiment.yaml") for d in sorted((study / "trials").iterdir())]
     groups: dict[int, list] = {}
     for e in experiments:
-        groups.setdefault(e.model.k_codec, []).append(e)
+        groups.setdefault(e.model.hidden, []).append(e)
     start = time.perf_counter()
     for group in groups.values():
         sheets = [e.dopesheet for e in group for _ in seeds]

@@ -62,7 +62,7 @@ def flops_per_training(experiment: Experiment) -> tuple[float, int]:
     if "separate" in sheet.props:
         rows = [min(b, length - 2) for b in range(length)]  # batch b reads schedule step min(b, L - 2)
         on = int((sheet.table(["separate"], rows)[:, 0] != 0).sum())
-    size = (m.k_bottleneck, m.k_codec, m.n_nonlinear, experiment.batch_size)
+    size = (m.k_bottleneck, m.hidden, m.n_nonlinear, experiment.batch_size)
     total = training_flops(*size, steps=on, separate=True) + training_flops(*size, steps=length - on, separate=False)
     return total, on
 

@@ -34,12 +34,12 @@ class ModelConfig:
     """Model kind and shape: latent K, hidden width H, GELU blocks N per side (§2)."""
 
     k_bottleneck: int = 5
-    k_codec: int = 16
+    hidden: int = 16
     n_nonlinear: int = 2
     kind: str = "CNColorMLP"
 
     def __post_init__(self) -> None:
-        for name in ("k_bottleneck", "k_codec", "n_nonlinear"):
+        for name in ("k_bottleneck", "hidden", "n_nonlinear"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"model.{name} must be a positive integer, got {value!r}")
@@ -55,7 +55,7 @@ class ModelConfig:
 
     @property
     def shape(self) -> tuple[int, int, int]:
-        return (self.k_bottleneck, self.k_codec, self.n_nonlinear)
+        return (self.k_bottleneck, self.hidden, self.n_nonlinear)
 
 
 @dataclass(frozen=True)
@@ -170,7 +170,7 @@ class Experiment:
             raise ValueError(f"stream must be one of {STREAMS}, got {self.stream!r}")
         if self.stream == "original":
             d = self.data
-            if d.colors != "rgb-grid" or d.sampler != "uniform" or len(d.labels) != 1:
+            if d.colors != "rgb-grid" or d.weighting != "uniform" or len(d.labels) != 1:
                 raise ValueError(
                     "the original stream reproduces the published Ex 2.9.1-style runs only: an rgb-grid, "
                     "the uniform sampler and one label; use the hash stream"
@@ -211,5 +211,5 @@ class Experiment:
         return replace(self, dopesheet=dopesheet)
 
     def with_model(self, **changes: Any) -> Experiment:
-        """The same experiment with model fields changed, e.g. ``with_model(k_codec=10)``."""
+        """The same experiment with model fields changed, e.g. ``with_model(hidden=10)``."""
         return replace(self, model=replace(self.model, **changes))

@@ -30,7 +30,7 @@ __all__ = [
     "COLOR_SETS",
     "LABEL_ATTRIBUTES",
     "MAX_SEED",
-    "SAMPLERS",
+    "WEIGHTINGS",
     "ColorSet",
     "HashSampler",
     "LabelRule",
@@ -54,7 +54,7 @@ LABEL_ATTRIBUTES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 COLOR_SETS = ("rgb-grid", "hsv-cube")
 """Training colour sets: the RGB corner grid of Ex 2.9.1, the legacy HSV cube of Ex 2.1–2.8 (§3.8)."""
 
-SAMPLERS = ("uniform", "bias")
+WEIGHTINGS = ("uniform", "bias")
 """How training colours are drawn (with replacement): uniformly, or in proportion to the cube's bias."""
 
 MAX_SEED = 2**32 - 1
@@ -139,7 +139,7 @@ class TrainingData:
     Args:
         colors: ``rgb-grid`` (``subdivisions``³ corner grid) or ``hsv-cube`` (``hsv_shape`` =
             hues × saturations × values, hue step 360°/hues, §3.8).
-        sampler: ``uniform`` or ``bias`` (the HSV cube's weights, compensating repeated greys).
+        weighting: ``uniform`` or ``bias`` (the HSV cube's weights, compensating repeated greys).
         labels: label name -> rule; the names are what regularizers' label affinities refer to.
         batch_size: colours per training batch.
         validation_grid: the validation set is its cell centres plus the 8 corners (§3.5).
@@ -148,7 +148,7 @@ class TrainingData:
     colors: str = "rgb-grid"
     subdivisions: int = 8
     hsv_shape: tuple[int, int, int] = (36, 10, 10)
-    sampler: str = "uniform"
+    weighting: str = "uniform"
     labels: Mapping[str, LabelRule] = field(default_factory=lambda: {"red": RED_LABEL})
     batch_size: int = 64
     validation_grid: int = 8
@@ -156,8 +156,8 @@ class TrainingData:
     def __post_init__(self) -> None:
         if self.colors not in COLOR_SETS:
             raise ValueError(f"unknown colour set {self.colors!r}; expected one of {', '.join(COLOR_SETS)}")
-        if self.sampler not in SAMPLERS:
-            raise ValueError(f"unknown sampler {self.sampler!r}; expected one of {', '.join(SAMPLERS)}")
+        if self.weighting not in WEIGHTINGS:
+            raise ValueError(f"unknown weighting {self.weighting!r}; expected one of {', '.join(WEIGHTINGS)}")
         if self.subdivisions < 2 or self.validation_grid < 2 or self.batch_size < 1:
             raise ValueError("subdivisions >= 2, validation_grid >= 2 and batch_size >= 1 are required")
         if len(self.hsv_shape) != 3 or min(self.hsv_shape) < 1:
@@ -181,7 +181,7 @@ class TrainingData:
             )
             rgb, bias = cube.rgb_grid.reshape(-1, 3), cube.bias.reshape(-1)
         labels = _label_values(rgb, {k: r.probability for k, r in self.labels.items()})
-        weights = torch.as_tensor(bias, dtype=torch.float64) if self.sampler == "bias" else None
+        weights = torch.as_tensor(bias, dtype=torch.float64) if self.weighting == "bias" else None
         return ColorSet(torch.as_tensor(rgb, dtype=torch.float32), labels, stochastic=True, weights=weights)
 
     def validation_set(self) -> ColorSet:

@@ -43,7 +43,7 @@ CPU_POPULATION = 256
 _MAX_POPULATION = 65536
 
 
-def model_bytes(k_bottleneck: int, k_codec: int, n_nonlinear: int, *, batch_size: int = 64, n_val: int = 351) -> int:
+def model_bytes(k_bottleneck: int, hidden: int, n_nonlinear: int, *, batch_size: int = 64, n_val: int = 351) -> int:
     """Peak device memory one model of a population needs, estimated with a safety factor of 2.
 
     Parameters, gradients and Adam moments (4 · P floats); one training step's activations and their
@@ -53,9 +53,9 @@ def model_bytes(k_bottleneck: int, k_codec: int, n_nonlinear: int, *, batch_size
     >>> model_bytes(5, 16, 2)
     1367808
     """
-    params = sum(o * i + o for o, i in layer_shapes(k_bottleneck, k_codec, n_nonlinear))
-    hidden = 2 * n_nonlinear * k_codec + 2 * k_bottleneck + 6
-    floats = 4 * params + batch_size * 6 * hidden + 6 * batch_size**2 + n_val * 4 * hidden
+    params = sum(o * i + o for o, i in layer_shapes(k_bottleneck, hidden, n_nonlinear))
+    units = 2 * n_nonlinear * hidden + 2 * k_bottleneck + 6  # activations per colour
+    floats = 4 * params + batch_size * 6 * units + 6 * batch_size**2 + n_val * 4 * units
     return 2 * 4 * floats
 
 
@@ -64,7 +64,7 @@ def population_size(
     device: torch.device,
     *,
     k_bottleneck: int,
-    k_codec: int,
+    hidden: int,
     n_nonlinear: int,
     batch_size: int = 64,
     free_bytes: int | None = None,
@@ -78,7 +78,7 @@ def population_size(
         return max(1, min(n_models, CPU_POPULATION))
     if free_bytes is None:
         free_bytes = int(torch.cuda.mem_get_info(device)[0])
-    fit = (free_bytes // 2) // model_bytes(k_bottleneck, k_codec, n_nonlinear, batch_size=batch_size)
+    fit = (free_bytes // 2) // model_bytes(k_bottleneck, hidden, n_nonlinear, batch_size=batch_size)
     return max(1, min(n_models, _MAX_POPULATION, max(2, int(fit))))
 
 
@@ -144,7 +144,7 @@ def _power_chain_products(power: float) -> int:
 
 def training_flops(
     k_bottleneck: int,
-    k_codec: int,
+    hidden: int,
     n_nonlinear: int,
     batch_size: int,
     steps: int,
@@ -154,7 +154,7 @@ def training_flops(
 ) -> float:
     """FP32 FLOPs of one model-training: ``steps`` optimizer steps of one model on batches of B.
 
-    Counted per step (B batch, H = ``k_codec``, K = ``k_bottleneck``, N = ``n_nonlinear``, a
+    Counted per step (B batch, H = ``hidden``, K = ``k_bottleneck``, N = ``n_nonlinear``, a
     multiply-add is 2 FLOPs):
 
     * MLP matmuls: with M = Σ in·out over the 2(N + 1) Linears (3→H, N − 1 × H→H, H→K, then the
@@ -174,10 +174,10 @@ def training_flops(
     >>> training_flops(5, 16, 2, batch_size=64, steps=1501)  # Ex 2.9.1, H = 16: ~7.1e8
     710417296.0
     """
-    if min(k_bottleneck, k_codec, n_nonlinear, batch_size) < 1 or steps < 0:
+    if min(k_bottleneck, hidden, n_nonlinear, batch_size) < 1 or steps < 0:
         raise ValueError("training_flops needs positive model sizes and batch size, and steps >= 0")
     k, b = k_bottleneck, batch_size
-    shapes = layer_shapes(k_bottleneck, k_codec, n_nonlinear)  # (out, in) of every Linear
+    shapes = layer_shapes(k_bottleneck, hidden, n_nonlinear)  # (out, in) of every Linear
     macs = sum(o * i for o, i in shapes)  # per sample, forward
     params = sum(o * i + o for o, i in shapes)
     first = shapes[0][0] * shapes[0][1]  # the first Linear computes no input gradient

@@ -8,11 +8,11 @@ is written beside every result as ``experiment.yaml`` and can be run again as it
     name: my-experiment
     description: one line for `excolor experiments`
     seeds: 0-59                    # used when a command gives no --seeds
-    model: {kind: CNColorMLP, k_bottleneck: 5, k_codec: 16, n_nonlinear: 2}
+    model: {kind: CNColorMLP, k_bottleneck: 5, hidden: 16, n_nonlinear: 2}
     data:
       colors: rgb-grid             # rgb-grid (subdivisions³ corners) | hsv-cube (hsv_shape)
       subdivisions: 8
-      sampler: uniform             # uniform | bias (the HSV cube's weights)
+      weighting: uniform           # uniform | bias (the HSV cube's weights)
       batch_size: 64
       labels:                      # P(label) = attribute^power · scale
         red: {attribute: redness, power: 8, scale: 0.08}
@@ -47,7 +47,7 @@ from excolor import _yaml, limits
 from excolor._yaml import Fail, YamlSyntaxError, kind, listing, mapping, number, sequence, text
 from excolor.colors import RED_HSV
 from excolor.config import STREAMS, Evaluation, Experiment, ModelConfig
-from excolor.data import COLOR_SETS, LABEL_ATTRIBUTES, SAMPLERS, LabelRule, TrainingData
+from excolor.data import COLOR_SETS, LABEL_ATTRIBUTES, WEIGHTINGS, LabelRule, TrainingData
 from excolor.dopesheet import Dopesheet, DopesheetError
 from excolor.methods import REGISTERED, InterventionSpec, as_intervention
 from excolor.model import MODEL_KINDS
@@ -113,8 +113,10 @@ REGULARIZER_KINDS: dict[str, _Kind] = {
 
 _TOP_KEYS: tuple[str, ...] = ("format", "name", "description", "seeds", "model", "data", "regularizers")
 _TOP_KEYS += ("dopesheet", "evaluation", "stream")
-_MODEL_KEYS = ("kind", "k_bottleneck", "k_codec", "n_nonlinear")
-_DATA_KEYS = ("colors", "subdivisions", "hsv_shape", "sampler", "batch_size", "validation_grid", "labels")
+_MODEL_KEYS = ("kind", "k_bottleneck", "hidden", "n_nonlinear", "k_codec")  # k_codec: the old name of hidden
+_OLD_NAMES = {"model": {"k_codec": "hidden"}, "data": {"sampler": "weighting"}}
+"""Field names of files and study records written before excolor named each thing once: still read."""
+_DATA_KEYS = ("colors", "subdivisions", "hsv_shape", "weighting", "batch_size", "validation_grid", "labels", "sampler")
 _LABEL_KEYS = ("attribute", "power", "scale")
 _REG_KEYS = ("name", "kind", "concept", "labels", "layer", "phases", "options")
 _EVAL_KEYS = ("concept_dim", "concept_dims", "anchor_hsv", "score_power", "score_grid", "interventions")
@@ -171,7 +173,7 @@ def ex_2_9_1(*, hidden: int = 16, dopesheet: Dopesheet | None = None, stream: st
         experiment = experiment.with_dopesheet(dopesheet)
     if stream != experiment.stream:
         experiment = replace(experiment, stream=stream)
-    return experiment.with_model(k_codec=hidden) if hidden != experiment.model.k_codec else experiment
+    return experiment.with_model(hidden=hidden) if hidden != experiment.model.hidden else experiment
 
 
 def preset_summaries() -> list[tuple[str, str]]:
@@ -254,7 +256,7 @@ def from_dict(doc: object, *, source: str = "<dict>", root: str | os.PathLike[st
             raise fail(f"regularizers[{i}].name", f"duplicate regularizer name {n!r}")
     evaluation = _evaluation(_section(top, "evaluation"), model, fail)
     _check_memory(model, data, evaluation, fail)
-    if stream == "original" and (data.colors != "rgb-grid" or data.sampler != "uniform" or len(data.labels) != 1):
+    if stream == "original" and (data.colors != "rgb-grid" or data.weighting != "uniform" or len(data.labels) != 1):
         raise fail(
             "stream",
             "'original' reproduces the published Ex 2.9.1-style runs only (an rgb-grid, the uniform sampler, one "
@@ -287,12 +289,23 @@ def _section(parent: dict[str, Any], key: str) -> object:
     return {} if value is None else value
 
 
+def _renamed(section: str, m: dict[str, Any], fail: Fail) -> dict[str, Any]:
+    """A section with its old field names read as the current ones (both at once is an error)."""
+    out = dict(m)
+    for old, new in _OLD_NAMES[section].items():
+        if old in out:
+            if new in out:
+                raise fail(f"{section}.{old}", f"'{old}' is the old name of '{new}'; give only '{new}'")
+            out[new] = out.pop(old)
+    return out
+
+
 def _model(raw: object, fail: Fail) -> ModelConfig:
-    m = mapping(raw, "model", _MODEL_KEYS, (), fail)
+    m = _renamed("model", mapping(raw, "model", _MODEL_KEYS, (), fail), fail)
     kind_ = m.get("kind", "CNColorMLP")
     if kind_ not in MODEL_KINDS:
         raise fail("model.kind", f"expected one of {listing(MODEL_KINDS)}, got {kind(kind_)}")
-    defaults = {"k_bottleneck": 5, "k_codec": 16, "n_nonlinear": 2 if kind_ == "CNColorMLP" else 1}
+    defaults = {"k_bottleneck": 5, "hidden": 16, "n_nonlinear": 2 if kind_ == "CNColorMLP" else 1}
     sizes = {k: _positive(m.get(k, v), f"model.{k}", fail) for k, v in defaults.items()}
     return ModelConfig(kind=kind_, **sizes)
 
@@ -315,7 +328,7 @@ def _check_memory(model: ModelConfig, data: TrainingData, evaluation: Evaluation
     """Refuse sizes whose two models cannot fit in memory (``excolor.limits.check_memory``)."""
     sizes = {
         "model.k_bottleneck": model.k_bottleneck,
-        "model.k_codec": model.k_codec,
+        "model.hidden": model.hidden,
         "model.n_nonlinear": model.n_nonlinear,
         "data.batch_size": data.batch_size,
         "data.validation_grid": data.validation_grid,
@@ -328,15 +341,15 @@ def _check_memory(model: ModelConfig, data: TrainingData, evaluation: Evaluation
 
 
 def _data(raw: object, fail: Fail) -> TrainingData:
-    d = mapping(raw, "data", _DATA_KEYS, (), fail)
+    d = _renamed("data", mapping(raw, "data", _DATA_KEYS, (), fail), fail)
     colors = d.get("colors", "rgb-grid")
     if colors not in COLOR_SETS:
         raise fail("data.colors", f"expected one of {listing(COLOR_SETS)}, got {kind(colors)}")
-    sampler = d.get("sampler", "uniform")
-    if sampler not in SAMPLERS:
-        raise fail("data.sampler", f"expected one of {listing(SAMPLERS)}, got {kind(sampler)}")
-    if sampler == "bias" and colors != "hsv-cube":
-        raise fail("data.sampler", "'bias' weights come with the hsv-cube colour set; use 'uniform' for an rgb-grid")
+    weighting = d.get("weighting", "uniform")
+    if weighting not in WEIGHTINGS:
+        raise fail("data.weighting", f"expected one of {listing(WEIGHTINGS)}, got {kind(weighting)}")
+    if weighting == "bias" and colors != "hsv-cube":
+        raise fail("data.weighting", "'bias' weights come with the hsv-cube colour set; use 'uniform' for an rgb-grid")
     if colors == "rgb-grid" and "hsv_shape" in d:
         raise fail("data.hsv_shape", "only an hsv-cube has an hsv_shape; an rgb-grid takes subdivisions")
     if colors == "hsv-cube" and "subdivisions" in d:
@@ -382,7 +395,7 @@ def _data(raw: object, fail: Fail) -> TrainingData:
         colors=colors,
         subdivisions=subdivisions,
         hsv_shape=hsv_shape,  # type: ignore[arg-type]
-        sampler=sampler,
+        weighting=weighting,
         labels=labels,
         batch_size=_positive(d.get("batch_size", 64), "data.batch_size", fail),
         validation_grid=validation_grid,
@@ -589,7 +602,7 @@ def to_dict(experiment: Experiment) -> dict[str, Any]:
     else:
         data["hsv_shape"] = list(d.hsv_shape)
     data.update(
-        sampler=d.sampler,
+        weighting=d.weighting,
         batch_size=d.batch_size,
         validation_grid=d.validation_grid,
         labels={k: {"attribute": r.attribute, "power": r.power, "scale": r.scale} for k, r in d.labels.items()},
@@ -612,7 +625,7 @@ def to_dict(experiment: Experiment) -> dict[str, Any]:
         "description": experiment.description,
         "seeds": experiment.seeds,
         "stream": experiment.stream,
-        "model": {"kind": m.kind, "k_bottleneck": m.k_bottleneck, "k_codec": m.k_codec, "n_nonlinear": m.n_nonlinear},
+        "model": {"kind": m.kind, "k_bottleneck": m.k_bottleneck, "hidden": m.hidden, "n_nonlinear": m.n_nonlinear},
         "data": data,
         "regularizers": regs,
         "dopesheet": experiment.dopesheet.to_csv(),

@@ -932,7 +932,7 @@ class KernelRunner:
             np.stack([ts.labels[k].numpy() for k in trainer.label_names]).reshape(len(trainer.label_names), -1),
             dtype=np.float32,
         )  # (L, N)
-        sampler = trainer.sampler
+        sampler = trainer.batches
         self.hashed = isinstance(sampler, HashSampler) and ts.stochastic
         cdf = getattr(sampler, "_cdf", None)
         self.cdf = np.zeros(0, np.float64) if cdf is None else np.ascontiguousarray(cdf.numpy(), dtype=np.float64)
@@ -963,7 +963,7 @@ class KernelRunner:
             given_x = np.zeros((0, 1, 1, 3), np.float32)
             given_labels = np.zeros((0, 1, 1, 1), np.float32)
         else:
-            draws = [tr.sampler.batch(tr.train_set, b) for b in range(b0, b0 + n)]
+            draws = [tr.batches.batch(tr.train_set, b) for b in range(b0, b0 + n)]
             given_x = np.ascontiguousarray(torch.stack([x for x, _ in draws]).numpy())  # (T, S, B, 3)
             given_labels = np.zeros((n, n_labels, s, tr.experiment.batch_size), np.float32)  # (T, L, S, B)
             for t, (_, labels) in enumerate(draws):

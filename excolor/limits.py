@@ -114,7 +114,7 @@ MEMORY_FLOOR = 256 << 30
 
 SIZE_FIELDS: dict[str, tuple[int, int]] = {
     "model.k_bottleneck": (MAX_K_BOTTLENECK, 5),
-    "model.k_codec": (MAX_K_CODEC, 16),
+    "model.hidden": (MAX_K_CODEC, 16),
     "model.n_nonlinear": (MAX_N_NONLINEAR, 2),
     "data.batch_size": (MAX_BATCH_SIZE, 64),
     "data.validation_grid": (MAX_GRID, 8),
@@ -126,7 +126,7 @@ _INTERVENTION_COLORS = 20**3  # the 20³ cube interventions are measured on
 
 
 class LimitError(ValueError):
-    """A size beyond a limit: ``field`` (an experiment-file field, e.g. ``model.k_codec``) and the reason."""
+    """A size beyond a limit: ``field`` (an experiment-file field, e.g. ``model.hidden``) and the reason."""
 
     def __init__(self, field: str, reason: str) -> None:
         self.field, self.reason = field, reason
@@ -164,7 +164,7 @@ def format_bytes(n: float) -> str:
 
 def experiment_bytes(
     k_bottleneck: int,
-    k_codec: int,
+    hidden: int,
     n_nonlinear: int,
     *,
     batch_size: int,
@@ -183,7 +183,7 @@ def experiment_bytes(
     from excolor.devices import model_bytes
 
     n_val = max((validation_grid - 1) ** 3 + 8, score_grid**3, _INTERVENTION_COLORS)
-    return 2 * model_bytes(k_bottleneck, k_codec, n_nonlinear, batch_size=batch_size, n_val=n_val)
+    return 2 * model_bytes(k_bottleneck, hidden, n_nonlinear, batch_size=batch_size, n_val=n_val)
 
 
 def describe_number(n: int) -> str:
@@ -206,7 +206,7 @@ def experiment_sizes(experiment: Any) -> dict[str, int]:
     m, d, e = experiment.model, experiment.data, experiment.evaluation
     return {
         "model.k_bottleneck": m.k_bottleneck,
-        "model.k_codec": m.k_codec,
+        "model.hidden": m.hidden,
         "model.n_nonlinear": m.n_nonlinear,
         "data.batch_size": d.batch_size,
         "data.validation_grid": d.validation_grid,
@@ -222,9 +222,9 @@ def check_memory(sizes: Mapping[str, int]) -> None:
     Args:
         sizes: A value for every key of ``SIZE_FIELDS`` (see :func:`experiment_sizes`).
 
-    >>> check_memory({**experiment_sizes_default(), "model.k_codec": 65_536})  # doctest: +ELLIPSIS
+    >>> check_memory({**experiment_sizes_default(), "model.hidden": 65_536})  # doctest: +ELLIPSIS
     Traceback (most recent call last):
-    excolor.limits.LimitError: model.k_codec: 65,536 makes two models need about ... GiB (...), more than the ... limit
+    excolor.limits.LimitError: model.hidden: 65,536 makes two models need about ... GiB (...), more than the ... limit
     """
     for field, (cap, _) in SIZE_FIELDS.items():
         if sizes[field] > cap:
@@ -235,7 +235,7 @@ def check_memory(sizes: Mapping[str, int]) -> None:
     def estimate(s: Mapping[str, int]) -> int:
         return experiment_bytes(
             s["model.k_bottleneck"],
-            s["model.k_codec"],
+            s["model.hidden"],
             s["model.n_nonlinear"],
             batch_size=s["data.batch_size"],
             validation_grid=s["data.validation_grid"],

@@ -43,20 +43,20 @@ class _ColorAutoencoder(nn.Module):
     gives the same initial weights to every kind (§14.1).
     """
 
-    def __init__(self, k_bottleneck: int, k_codec: int, n_nonlinear: int) -> None:
+    def __init__(self, k_bottleneck: int, hidden: int, n_nonlinear: int) -> None:
         super().__init__()
-        if k_bottleneck < 1 or k_codec < 1 or n_nonlinear < 1:
+        if k_bottleneck < 1 or hidden < 1 or n_nonlinear < 1:
             raise ValueError(
-                f"{type(self).__name__} needs k_bottleneck, k_codec, n_nonlinear >= 1, "
-                f"got {k_bottleneck}, {k_codec}, {n_nonlinear}"
+                f"{type(self).__name__} needs k_bottleneck, hidden, n_nonlinear >= 1, "
+                f"got {k_bottleneck}, {hidden}, {n_nonlinear}"
             )
         self.k_bottleneck = k_bottleneck
-        self.k_codec = k_codec
+        self.hidden = hidden
         self.n_nonlinear = n_nonlinear
-        self.encoder = _mlp([3] + [k_codec] * n_nonlinear + [k_bottleneck])
+        self.encoder = _mlp([3] + [hidden] * n_nonlinear + [k_bottleneck])
 
     def _decoder(self) -> nn.Sequential:
-        return _mlp([self.k_bottleneck] + [self.k_codec] * self.n_nonlinear + [3])
+        return _mlp([self.k_bottleneck] + [self.hidden] * self.n_nonlinear + [3])
 
 
 class CNColorMLP(_ColorAutoencoder):
@@ -64,15 +64,15 @@ class CNColorMLP(_ColorAutoencoder):
 
     Args:
         k_bottleneck: latent dimension K (5 in Ex 2.9.1).
-        k_codec: hidden width H (16 in the 60-seed reference, 10 in the 100-seed one; §2.4).
+        hidden: hidden width H (16 in the 60-seed reference, 10 in the 100-seed one; §2.4).
         n_nonlinear: number N of GELU blocks in each of encoder and decoder.
 
-    >>> parameter_count(CNColorMLP(5, k_codec=16, n_nonlinear=2))
+    >>> parameter_count(CNColorMLP(5, hidden=16, n_nonlinear=2))
     840
     """
 
-    def __init__(self, k_bottleneck: int, k_codec: int = 16, n_nonlinear: int = 1) -> None:
-        super().__init__(k_bottleneck, k_codec, n_nonlinear)
+    def __init__(self, k_bottleneck: int, hidden: int = 16, n_nonlinear: int = 1) -> None:
+        super().__init__(k_bottleneck, hidden, n_nonlinear)
         self.bottleneck = L2Norm()
         self.decoder = self._decoder()
 
@@ -92,8 +92,8 @@ class ColorMLP(_ColorAutoencoder):
     263
     """
 
-    def __init__(self, k_bottleneck: int, k_codec: int = 16, n_nonlinear: int = 1) -> None:
-        super().__init__(k_bottleneck, k_codec, n_nonlinear)
+    def __init__(self, k_bottleneck: int, hidden: int = 16, n_nonlinear: int = 1) -> None:
+        super().__init__(k_bottleneck, hidden, n_nonlinear)
         self.decoder = nn.Sequential(*self._decoder(), nn.Sigmoid())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -101,10 +101,10 @@ class ColorMLP(_ColorAutoencoder):
         return y if self.training else y.clamp(0.0, 1.0)
 
 
-def layer_shapes(k_bottleneck: int, k_codec: int, n_nonlinear: int) -> list[tuple[int, int]]:
+def layer_shapes(k_bottleneck: int, hidden: int, n_nonlinear: int) -> list[tuple[int, int]]:
     """``(out, in)`` of every Linear in forward order: encoder Linears, then decoder Linears."""
-    enc = [3] + [k_codec] * n_nonlinear + [k_bottleneck]
-    dec = [k_bottleneck] + [k_codec] * n_nonlinear + [3]
+    enc = [3] + [hidden] * n_nonlinear + [k_bottleneck]
+    dec = [k_bottleneck] + [hidden] * n_nonlinear + [3]
     return [(o, i) for i, o in zip(enc[:-1], enc[1:])] + [(o, i) for i, o in zip(dec[:-1], dec[1:])]
 
 
@@ -114,7 +114,7 @@ def parameter_count(model: nn.Module) -> int:
 
 
 def build_model(
-    seed: int, k_bottleneck: int = 5, k_codec: int = 16, n_nonlinear: int = 2, *, kind: str = "CNColorMLP"
+    seed: int, k_bottleneck: int = 5, hidden: int = 16, n_nonlinear: int = 2, *, kind: str = "CNColorMLP"
 ) -> CNColorMLP | ColorMLP:
     """The model the original builds right after ``seed_everything(seed)`` (§6.1, §14.1).
 
@@ -126,4 +126,4 @@ def build_model(
         raise ValueError(f"unknown model kind {kind!r}; expected one of {', '.join(MODEL_KINDS)}")
     torch.manual_seed(seed)
     cls = CNColorMLP if kind == "CNColorMLP" else ColorMLP
-    return cls(k_bottleneck, k_codec=k_codec, n_nonlinear=n_nonlinear)
+    return cls(k_bottleneck, hidden=hidden, n_nonlinear=n_nonlinear)

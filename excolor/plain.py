@@ -21,7 +21,7 @@ __all__ = ["train_plain"]
 def train_plain(experiment: Experiment, seed: int, *, steps: int | None = None) -> CNColorMLP | ColorMLP:
     """Train one model for ``steps`` optimizer steps (default: the whole schedule)."""
     m = experiment.model
-    model = build_model(seed, m.k_bottleneck, m.k_codec, m.n_nonlinear, kind=m.kind).train()
+    model = build_model(seed, m.k_bottleneck, m.hidden, m.n_nonlinear, kind=m.kind).train()
     captured: dict[str, torch.Tensor] = {}
     hooks = [
         getattr(model, layer).register_forward_hook(lambda _m, _i, out, layer=layer: captured.__setitem__(layer, out))
@@ -36,7 +36,7 @@ def train_plain(experiment: Experiment, seed: int, *, steps: int | None = None) 
         n_colors=len(colors),
         batch_size=experiment.batch_size,
         val_every=max(1, ds.length // 10),
-        model_shape=(m.k_bottleneck, m.k_codec, m.n_nonlinear),
+        model_shape=(m.k_bottleneck, m.hidden, m.n_nonlinear),
         weights=colors.weights,
     )
     length = ds.length if steps is None else min(steps, ds.length)

@@ -51,14 +51,14 @@ class Population:
     """
 
     def __init__(
-        self, flat: torch.Tensor, *, k_bottleneck: int, k_codec: int, n_nonlinear: int, kind: str = "CNColorMLP"
+        self, flat: torch.Tensor, *, k_bottleneck: int, hidden: int, n_nonlinear: int, kind: str = "CNColorMLP"
     ) -> None:
         if kind not in MODEL_KINDS:
             raise ValueError(f"unknown model kind {kind!r}; expected one of {', '.join(MODEL_KINDS)}")
         self.kind = kind
         self.normalized = kind == "CNColorMLP"  # unit latent; else no norm and a sigmoid output
-        self.shapes = layer_shapes(k_bottleneck, k_codec, n_nonlinear)
-        self.k_bottleneck, self.k_codec, self.n_nonlinear = k_bottleneck, k_codec, n_nonlinear
+        self.shapes = layer_shapes(k_bottleneck, hidden, n_nonlinear)
+        self.k_bottleneck, self.hidden, self.n_nonlinear = k_bottleneck, hidden, n_nonlinear
         self.n_encoder = n_nonlinear + 1  # Linears in the encoder; as many in the decoder
         size = sum(o * i + o for o, i in self.shapes)
         if flat.ndim != 2 or flat.shape[1] != size:
@@ -103,12 +103,12 @@ class Population:
         seeds: Sequence[int],
         *,
         k_bottleneck: int = 5,
-        k_codec: int = 16,
+        hidden: int = 16,
         n_nonlinear: int = 2,
         kind: str = "CNColorMLP",
     ) -> Population:
         """Model i initialised exactly as ``build_model(seeds[i])`` (bitwise, §14.1)."""
-        models = [build_model(s, k_bottleneck, k_codec, n_nonlinear, kind=kind) for s in seeds]
+        models = [build_model(s, k_bottleneck, hidden, n_nonlinear, kind=kind) for s in seeds]
         return cls.from_modules(models)
 
     @classmethod
@@ -116,19 +116,19 @@ class Population:
         if not models:
             raise ValueError("a population needs at least one model")
         m0 = models[0]
-        dims = (type(m0).__name__, m0.k_bottleneck, m0.k_codec, m0.n_nonlinear)
+        dims = (type(m0).__name__, m0.k_bottleneck, m0.hidden, m0.n_nonlinear)
         rows = []
         for m in models:
-            if (type(m).__name__, m.k_bottleneck, m.k_codec, m.n_nonlinear) != dims:
+            if (type(m).__name__, m.k_bottleneck, m.hidden, m.n_nonlinear) != dims:
                 raise ValueError("all models of a population must have the same kind and shape")
             rows.append(torch.cat([p.detach().reshape(-1) for p in m.parameters()]))
         flat = torch.stack(rows).to(torch.float32).contiguous()
-        return cls(flat, k_bottleneck=dims[1], k_codec=dims[2], n_nonlinear=dims[3], kind=dims[0])
+        return cls(flat, k_bottleneck=dims[1], hidden=dims[2], n_nonlinear=dims[3], kind=dims[0])
 
     def module(self, i: int) -> CNColorMLP | ColorMLP:
         """Model i as a standalone ``CNColorMLP`` (or ``ColorMLP``) in eval mode (a copy)."""
         cls = CNColorMLP if self.normalized else ColorMLP
-        m = cls(self.k_bottleneck, k_codec=self.k_codec, n_nonlinear=self.n_nonlinear)
+        m = cls(self.k_bottleneck, hidden=self.hidden, n_nonlinear=self.n_nonlinear)
         nn.utils.vector_to_parameters(self.flat[i].detach().cpu().clone(), m.parameters())
         return m.eval()
 
@@ -217,7 +217,7 @@ class Population:
             part = Population(
                 self.flat[start:stop],
                 k_bottleneck=self.k_bottleneck,
-                k_codec=self.k_codec,
+                hidden=self.hidden,
                 n_nonlinear=self.n_nonlinear,
                 kind=self.kind,
             )

@@ -169,7 +169,7 @@ class PopulationTrainer:
         self.val_every = max(1, self.length // 10)
         m = experiment.model
         self.population = Population.from_seeds(
-            seeds, k_bottleneck=m.k_bottleneck, k_codec=m.k_codec, n_nonlinear=m.n_nonlinear, kind=m.kind
+            seeds, k_bottleneck=m.k_bottleneck, hidden=m.hidden, n_nonlinear=m.n_nonlinear, kind=m.kind
         )
         self.population.flat = self.population.flat.to(self.device)
         s, p = self.population.size, self.population.n_params
@@ -191,13 +191,13 @@ class PopulationTrainer:
         # Where the concept colour is in the validation set (for red_angle_deg), if it is there.
         is_concept = (val_set.colors == torch.as_tensor(experiment.concept_color)).all(-1)
         self._concept_index = int(torch.nonzero(is_concept)[0]) if bool(is_concept.any()) else None
-        self.sampler = make_stream(
+        self.batches = make_stream(
             experiment.stream,
             seeds,
             n_colors=len(self.train_set),
             batch_size=experiment.batch_size,
             val_every=self.val_every,
-            model_shape=(m.k_bottleneck, m.k_codec, m.n_nonlinear),
+            model_shape=(m.k_bottleneck, m.hidden, m.n_nonlinear),
             weights=self.train_set.weights,
             device=self.device,
         )
@@ -235,7 +235,7 @@ class PopulationTrainer:
         values = self.schedule[row][self.sheet_index]  # (S, 1 + R) float64
         lr, weights = values[:, 0], values[:, 1:].to(torch.float32)
         # 2. batch: a pure function of (seed, step)
-        x, labels = self.sampler.batch(self.train_set, b)  # (S, B, 3), {name: (S, B)}
+        x, labels = self.batches.batch(self.train_set, b)  # (S, B, 3), {name: (S, B)}
         # Which terms any model computes this step; a weight of exactly 0 skips the term (§12.3).
         active = self.active[row]
         bias1, bias2_sqrt = self.bias1[b], self.bias2_sqrt[b]  # Adam's step count is b + 1
@@ -444,7 +444,7 @@ class PopulationTrainer:
         trained = Population(
             pop.flat[:n].clone(),
             k_bottleneck=pop.k_bottleneck,
-            k_codec=pop.k_codec,
+            hidden=pop.hidden,
             n_nonlinear=pop.n_nonlinear,
             kind=pop.kind,
         )
@@ -471,7 +471,7 @@ class PopulationTrainer:
             "history": [{k: v.cpu().clone() for k, v in h.items()} for h in self.history],
             "elapsed": self.elapsed,
             "stream": self.experiment.stream,
-            "stream_state": self.sampler.state_dict(),
+            "stream_state": self.batches.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -498,7 +498,7 @@ class PopulationTrainer:
         self.last_train = {k: v.to(dev).clone() for k, v in state["last_train"].items()}
         self.history = [{k: v.to(dev).clone() for k, v in h.items()} for h in state["history"]]
         self.elapsed = float(state["elapsed"])
-        self.sampler.load_state_dict(state["stream_state"])
+        self.batches.load_state_dict(state["stream_state"])
 
     def save(self, path: str) -> None:
         torch.save(self.state_dict(), path)

@@ -198,7 +198,7 @@ def resolve_experiment(
         raise UsageError(f"--dopesheet {dopesheet}: {err}") from None
     try:
         if hidden is not None:
-            experiment = experiment.with_model(k_codec=hidden)
+            experiment = experiment.with_model(hidden=hidden)
             check_memory(experiment_sizes(experiment))
     except ValueError as err:
         raise UsageError(f"--hidden {hidden}: {getattr(err, 'reason', err)}") from None

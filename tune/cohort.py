@@ -81,7 +81,7 @@ def _groups(members: Sequence[Member]) -> list[list[Member]]:
     groups: dict[tuple[int, ...], list[Member]] = {}
     for m in members:
         shape = m.experiment.model
-        groups.setdefault((shape.k_bottleneck, shape.k_codec, shape.n_nonlinear), []).append(m)
+        groups.setdefault((shape.k_bottleneck, shape.hidden, shape.n_nonlinear), []).append(m)
     return list(groups.values())
 
 

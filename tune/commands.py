@@ -79,7 +79,7 @@ def study_command(args: argparse.Namespace) -> int:
         "storage": parse_storage(args.storage),
         "seeds": tuple(seeds),
         "seeds_per_trial": per_trial,
-        "hidden": experiment.model.k_codec,
+        "hidden": experiment.model.hidden,
         "steps": args.steps,
         "stream": experiment.stream,
         "wandb": args.wandb,

@@ -125,7 +125,7 @@ def run_train(
             len(seeds),
             torch_device,
             k_bottleneck=m.k_bottleneck,
-            k_codec=m.k_codec,
+            hidden=m.hidden,
             n_nonlinear=m.n_nonlinear,
             batch_size=experiment.batch_size,
         )
@@ -157,7 +157,7 @@ def run_train(
 
     m = experiment.model
     print(
-        f"{experiment.name}: {m.kind} K = {m.k_bottleneck}, H = {m.k_codec}, N = {m.n_nonlinear}, "
+        f"{experiment.name}: {m.kind} K = {m.k_bottleneck}, H = {m.hidden}, N = {m.n_nonlinear}, "
         f"{experiment.dopesheet.length} steps, stream '{experiment.stream}', device {torch_device}"
     )
     ev = experiment.evaluation

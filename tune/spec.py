@@ -116,11 +116,16 @@ def check_existing(spec: StudySpec) -> StudySpec | None:
     if old.get("layout") != spec.layout:  # a search made before cohorts: finished as it was made
         spec = replace(spec, layout=old.get("layout"), cohort=old.get("cohort"))
     record = spec.record()
-    if "experiment" not in old:  # a study made before experiment files: it ran the Ex 2.9.1 preset
-        from excolor.experiments import preset, to_dict
+    from excolor.experiments import ExperimentError, from_dict, preset, to_dict
 
-        ran = preset().with_model(k_codec=int(old.get("hidden") or 16))
+    if "experiment" not in old:  # a study made before experiment files: it ran the Ex 2.9.1 preset
+        ran = preset().with_model(hidden=int(old.get("hidden") or 16))
         old["experiment"] = to_dict(replace(ran, stream=old.get("stream") or "hash"))
+    else:  # read as today's files are (older field names such as model.k_codec included)
+        try:
+            old["experiment"] = to_dict(from_dict(old["experiment"], source=f"{directory / STUDY_FILE} experiment"))
+        except ExperimentError as err:
+            raise UsageError(f"{err}; refusing to touch this directory") from None
     for key in ("layout", "cohort"):  # records made before cohorts
         old.setdefault(key, None)
     old.setdefault("constraints", [])

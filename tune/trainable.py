@@ -70,7 +70,7 @@ def trial_experiment(settings: TrialSettings, config: Mapping[str, Any]) -> Expe
     if settings.steps is not None and settings.steps != sheet.length:
         sheet = sheet.stretched(settings.steps)
     experiment = base.with_dopesheet(sheet) if sheet is not base.dopesheet else base
-    return experiment.with_model(k_codec=int(hidden)) if hidden is not None else experiment
+    return experiment.with_model(hidden=int(hidden)) if hidden is not None else experiment
 
 
 def train_trial(config: dict[str, Any], settings: TrialSettings) -> None:

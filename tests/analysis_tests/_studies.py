@@ -144,7 +144,7 @@ def write_study(
         "storage": str(root),
         "seeds": seeds,
         "seeds_per_trial": len(trials[0].seeds) if trials else 2,
-        "hidden": 16 if experiment is None else experiment.model.k_codec,
+        "hidden": 16 if experiment is None else experiment.model.hidden,
         "steps": steps,
         "stream": "hash",
         "trials": len(trials) if kind == "search" else None,
@@ -174,7 +174,7 @@ def write_study(
         if experiment is not None:
             resolved = experiment.with_dopesheet(base_sheet.stretched(steps))
             if trial.hidden is not None:
-                resolved = resolved.with_model(k_codec=trial.hidden)
+                resolved = resolved.with_model(hidden=trial.hidden)
             model = resolved.model
             if trial.experiment_yaml:
                 (folder / "experiment.yaml").write_text(to_yaml(resolved))
@@ -217,12 +217,12 @@ def _write_checkpoint(folder: Path, seeds: list[int], step: int, model: Any = No
 
     folder.mkdir()
     if model is None:
-        population = Population.from_seeds(seeds, k_codec=16)
+        population = Population.from_seeds(seeds, hidden=16)
     else:
         population = Population.from_seeds(
             seeds,
             k_bottleneck=model.k_bottleneck,
-            k_codec=model.k_codec,
+            hidden=model.hidden,
             n_nonlinear=model.n_nonlinear,
             kind=model.kind,
         )

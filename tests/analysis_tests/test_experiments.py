@@ -50,7 +50,7 @@ def test_load_study_exposes_the_recorded_experiment(s28: Path) -> None:
     study = load_study(s28)
     e = study.experiment
     assert e.name == "ex-2.8" and e.model.kind == "CNColorMLP"
-    assert (e.model.k_bottleneck, e.model.k_codec, e.model.n_nonlinear) == (4, 16, 1)
+    assert (e.model.k_bottleneck, e.model.hidden, e.model.n_nonlinear) == (4, 16, 1)
     assert study.validating == ("reg-anchor", "reg-anti-anchor")
     assert {"val_reg-anchor_mean", "val_reg-anti-anchor_mean", "score_q10"} <= set(study.trials.columns)
     assert "val_anchor_mean" not in study.trials.columns
@@ -121,11 +121,11 @@ def test_checkpoints_are_rebuilt_with_the_experiments_kind_and_shape(
     checkpoint = load_population(study.checkpoint("t0"), model=model)  # H read off the parameter count
     assert checkpoint.seeds == [3, 5] and checkpoint.population.kind == model.kind
     net = checkpoint.population.module(1)
-    assert type(net) is cls and (net.k_bottleneck, net.k_codec, net.n_nonlinear) == (4, 10, 1)
-    expected = Population.from_seeds([5], k_bottleneck=4, k_codec=10, n_nonlinear=1, kind=model.kind).module(0)
+    assert type(net) is cls and (net.k_bottleneck, net.hidden, net.n_nonlinear) == (4, 10, 1)
+    expected = Population.from_seeds([5], k_bottleneck=4, hidden=10, n_nonlinear=1, kind=model.kind).module(0)
     x = torch.rand(16, 3)
     assert torch.equal(net(x), expected(x))
-    assert study.trial_experiment("t0").model.k_codec == 10  # from experiment.yaml
+    assert study.trial_experiment("t0").model.hidden == 10  # from experiment.yaml
     with pytest.raises(AnalysisError, match=f"do not fit a {model.kind} with K=4, N=1 and hidden width 16"):
         load_population(study.checkpoint("t0"), hidden=16, model=model)
     with pytest.raises(AnalysisError, match="K=5, N=2"):  # the Ex 2.9.1 default does not fit
@@ -135,7 +135,7 @@ def test_checkpoints_are_rebuilt_with_the_experiments_kind_and_shape(
 @pytest.mark.parametrize("hidden", [16, 4])  # H = K: the latent's width is not unique in a ColorMLP
 def test_colormlp_plans_act_on_the_encoder_output_as_training_does(hidden: int) -> None:
     torch.manual_seed(0)
-    population = Population.from_seeds([7], k_bottleneck=4, k_codec=hidden, n_nonlinear=1, kind="ColorMLP")
+    population = Population.from_seeds([7], k_bottleneck=4, hidden=hidden, n_nonlinear=1, kind="ColorMLP")
     model = population.module(0)
     assert latent_layers(model) == ("decoder", "encoder")
     plans = {p.name: p for p in evaluation_plans(model, concept_dim=1, interventions=["repulsion"])}
@@ -158,7 +158,7 @@ def test_colormlp_plans_act_on_the_encoder_output_as_training_does(hidden: int) 
 
 def test_evaluate_model_uses_the_experiments_anchor_and_interventions() -> None:
     e = preset("ex-2.4")
-    model = Population.from_seeds([0], k_bottleneck=4, k_codec=16, n_nonlinear=1).module(0)
+    model = Population.from_seeds([0], k_bottleneck=4, hidden=16, n_nonlinear=1).module(0)
     evaluation = evaluate_model(model, n=6, evaluation=e.evaluation)
     assert evaluation.correlations["plan"].tolist() == ["ablated", "pruned", "suppression", "repulsion"]
     assert evaluation.correlations["power"].tolist() == [3.0, 3.0, 2.0, 3.0]

@@ -144,7 +144,7 @@ def test_study_report_for_a_chosen_trial_and_seed(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def model() -> CNColorMLP:
     torch.manual_seed(0)
-    return CNColorMLP(5, k_codec=8, n_nonlinear=2)
+    return CNColorMLP(5, hidden=8, n_nonlinear=2)
 
 
 def test_color_slices_grid_and_methods(model: CNColorMLP) -> None:

@@ -120,11 +120,11 @@ def test_gpu_trainer_keeps_its_state_on_the_gpu(trained) -> None:
 @pytest.mark.parametrize("step", [0, 1, 149, 150, 299, 1499, 1500, 123_456, 2**31 - 1, 10**12])
 def test_sampled_batches_are_bit_identical(trained, step: int) -> None:
     cpu, gpu = trained["cpu"][0], trained["gpu"][0]
-    assert torch.equal(gpu.sampler.indices(step).cpu(), cpu.sampler.indices(step))
-    assert torch.equal(gpu.sampler.uniforms(step).cpu(), cpu.sampler.uniforms(step))
-    assert torch.equal(gpu.sampler.uniforms(step, channel=3).cpu(), cpu.sampler.uniforms(step, channel=3))
-    x_gpu, labels_gpu = gpu.sampler.batch(gpu.train_set, step)
-    x_cpu, labels_cpu = cpu.sampler.batch(cpu.train_set, step)
+    assert torch.equal(gpu.batches.indices(step).cpu(), cpu.batches.indices(step))
+    assert torch.equal(gpu.batches.uniforms(step).cpu(), cpu.batches.uniforms(step))
+    assert torch.equal(gpu.batches.uniforms(step, channel=3).cpu(), cpu.batches.uniforms(step, channel=3))
+    x_gpu, labels_gpu = gpu.batches.batch(gpu.train_set, step)
+    x_cpu, labels_cpu = cpu.batches.batch(cpu.train_set, step)
     assert torch.equal(x_gpu.cpu(), x_cpu)
     assert labels_gpu.keys() == labels_cpu.keys()
     for k in labels_cpu:
@@ -146,8 +146,8 @@ def test_original_stream_gives_the_same_batches_on_the_gpu(gpu: torch.device) ->
     exp = ex_2_9_1(hidden=16, dopesheet=reference_dopesheet().stretched(40), stream="original")
     cpu, on_gpu = _trainer(exp, "cpu", SEEDS[:3]), _trainer(exp, gpu, SEEDS[:3])
     for step in range(20):  # sequential: 2½ epochs of 8 batches
-        x_cpu, labels_cpu = cpu.sampler.batch(cpu.train_set, step)
-        x_gpu, labels_gpu = on_gpu.sampler.batch(on_gpu.train_set, step)
+        x_cpu, labels_cpu = cpu.batches.batch(cpu.train_set, step)
+        x_gpu, labels_gpu = on_gpu.batches.batch(on_gpu.train_set, step)
         assert x_gpu.device.type == "cuda"
         assert torch.equal(x_gpu.cpu(), x_cpu), step
         assert all(torch.equal(labels_gpu[k].cpu(), v) for k, v in labels_cpu.items()), step

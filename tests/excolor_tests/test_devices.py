@@ -87,7 +87,7 @@ def test_help_names_every_choice() -> None:
 
 # ------------------------------------------------------------------------------ training_flops
 
-REF = {"k_bottleneck": 5, "k_codec": 16, "n_nonlinear": 2, "batch_size": 64}
+REF = {"k_bottleneck": 5, "hidden": 16, "n_nonlinear": 2, "batch_size": 64}
 
 
 def test_flops_positive_and_linear_in_steps() -> None:
@@ -119,7 +119,7 @@ def test_flops_hand_count_for_the_reference_model() -> None:
 
 def test_flops_grow_with_model_size() -> None:
     small = training_flops(**REF, steps=10)
-    assert training_flops(**{**REF, "k_codec": 32}, steps=10) > small
+    assert training_flops(**{**REF, "hidden": 32}, steps=10) > small
     assert training_flops(**{**REF, "n_nonlinear": 3}, steps=10) > small
 
 
@@ -133,7 +133,7 @@ def test_flops_reject_bad_sizes() -> None:
 def test_population_size_follows_the_device_and_its_memory() -> None:
     from excolor.devices import CPU_POPULATION, model_bytes, population_size
 
-    shape = {"k_bottleneck": 5, "k_codec": 16, "n_nonlinear": 2}
+    shape = {"k_bottleneck": 5, "hidden": 16, "n_nonlinear": 2}
     assert population_size(10_000, torch.device("cpu"), **shape) == CPU_POPULATION
     assert population_size(7, torch.device("cpu"), **shape) == 7
     per_model = model_bytes(5, 16, 2)

@@ -234,7 +234,7 @@ def test_population_correlations_equal_per_model_correlations() -> None:
     from excolor.evaluate import population_correlations
     from excolor.population import Population
 
-    pop = Population.from_seeds([0, 3], k_codec=10)
+    pop = Population.from_seeds([0, 3], hidden=10)
     batched = population_correlations(pop, n=8)
     for i in range(2):
         table = similarity_correlations(pop.module(i), n=8).set_index("plan")

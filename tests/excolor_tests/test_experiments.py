@@ -142,14 +142,14 @@ def test_default_preset_is_the_science_of_ex_2_9_1() -> None:
         name="ex-2.9.1",
         dopesheet=reference_dopesheet(),
         regularizers=regularizers,
-        model=ModelConfig(k_bottleneck=5, k_codec=16, n_nonlinear=2),
+        model=ModelConfig(k_bottleneck=5, hidden=16, n_nonlinear=2),
         description=e.description,
         evaluation=e.evaluation,
     )
     assert to_dict(e) == to_dict(science)
     assert e.dopesheet == reference_dopesheet()
     assert e.evaluation.interventions == ("suppression",) and e.stream == "hash"
-    assert to_dict(ex_2_9_1(hidden=10)) == to_dict(e.with_model(k_codec=10))
+    assert to_dict(ex_2_9_1(hidden=10)) == to_dict(e.with_model(hidden=10))
 
 
 # The step each dopesheet row resolves to (science.md §5.3, §5.4), placeholder rows included.
@@ -313,7 +313,7 @@ def test_preset_model_data_and_evaluation(name: str) -> None:
     e = preset(name)
     assert (e.model.kind, e.model.shape) == (kind, shape)
     assert e.model.layers == (("encoder",) if kind == "ColorMLP" else ("encoder", "bottleneck"))
-    assert (e.data.colors, e.data.sampler, e.data.batch_size) == (colors, sampler, 64)
+    assert (e.data.colors, e.data.weighting, e.data.batch_size) == (colors, sampler, 64)
     assert list(e.data.labels) == labels
     if colors == "hsv-cube":
         assert e.data.hsv_shape == (36, 10, 10)
@@ -403,7 +403,7 @@ def test_population_equals_plain_autograd_loop_on_legacy_paths(name: str) -> Non
 
 
 def _hsv_cube() -> TrainingData:
-    return TrainingData(colors="hsv-cube", sampler="bias", labels=dict(HSV_LABELS))
+    return TrainingData(colors="hsv-cube", weighting="bias", labels=dict(HSV_LABELS))
 
 
 def _grid_sv() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -629,7 +629,7 @@ def test_separate_without_shift_vjp_matches_autograd_of_the_literal_formula(powe
 
 BASE = """\
 name: mine
-model: {kind: CNColorMLP, k_bottleneck: 5, k_codec: 8, n_nonlinear: 1}
+model: {kind: CNColorMLP, k_bottleneck: 5, hidden: 8, n_nonlinear: 1}
 data:
   colors: rgb-grid
   labels:
@@ -727,8 +727,8 @@ ERRORS = [
     ),
     (
         "float-for-int",
-        BASE.replace("k_codec: 8", "k_codec: 8.0"),
-        "model.k_codec",
+        BASE.replace("hidden: 8", "hidden: 8.0"),
+        "model.hidden",
         ["positive integer", "8.0"],
     ),
     (
@@ -817,8 +817,8 @@ ERRORS = [
     ),
     (
         "bias-on-rgb-grid",
-        BASE.replace("colors: rgb-grid", "colors: rgb-grid\n  sampler: bias"),
-        "data.sampler",
+        BASE.replace("colors: rgb-grid", "colors: rgb-grid\n  weighting: bias"),
+        "data.weighting",
         ["hsv-cube", "uniform"],
     ),
     (
@@ -898,7 +898,7 @@ def test_file_that_is_not_a_mapping() -> None:
 @pytest.mark.parametrize(
     ("text", "field"),
     [
-        (BASE.replace("model: {kind: CNColorMLP, k_bottleneck: 5, k_codec: 8, n_nonlinear: 1}", "model: []"), "model"),
+        (BASE.replace("model: {kind: CNColorMLP, k_bottleneck: 5, hidden: 8, n_nonlinear: 1}", "model: []"), "model"),
         (BASE.replace("evaluation: {concept_dim: 0, interventions: [suppression]}", "evaluation: []"), "evaluation"),
         (BASE.replace("options: {power: 100, shift: true}", "options: []"), "regularizers[1].options"),
     ],
@@ -1019,3 +1019,17 @@ def test_names_and_sizes_are_bounded(old: str, new: str, field: str, words: list
 def test_description_is_one_line() -> None:
     e = parse_experiment(BASE.replace("name: mine", "name: mine\ndescription: >\n  two\n  lines"), source="m")
     assert e.description == "two lines"
+
+
+def test_old_field_names_still_read() -> None:
+    """Files and study records written before excolor named each thing once (k_codec, data.sampler)."""
+    from excolor.experiments import ExperimentError
+
+    new = to_dict(preset("ex-2.8"))
+    old = {**new, "model": dict(new["model"]), "data": dict(new["data"])}
+    old["model"]["k_codec"] = old["model"].pop("hidden")
+    old["data"]["sampler"] = old["data"].pop("weighting")
+    assert to_dict(from_dict(old)) == new
+    both = {**old, "model": {**old["model"], "hidden": 16}}
+    with pytest.raises(ExperimentError, match=r"model.k_codec.*old name of 'hidden'"):
+        from_dict(both)

@@ -83,7 +83,7 @@ def test_kernel_hash_batches_equal_the_sampler(name: str) -> None:
     runner = t._kernel
     b = t.experiment.batch_size
     for step in (0, 1, 149, 1000):
-        x_ref, labels_ref = t.sampler.batch(t.train_set, step)
+        x_ref, labels_ref = t.batches.batch(t.train_set, step)
         for s in range(3):
             x = np.empty((3, b), np.float32)
             lab = np.empty((len(t.label_names), b), np.float32)

@@ -25,7 +25,7 @@ from tune.cli import main
 BASE = """\
 name: mine
 seeds: 0-3
-model: {kind: CNColorMLP, k_bottleneck: 5, k_codec: 8, n_nonlinear: 1}
+model: {kind: CNColorMLP, k_bottleneck: 5, hidden: 8, n_nonlinear: 1}
 data:
   colors: rgb-grid
   batch_size: 64
@@ -44,16 +44,16 @@ evaluation: {concept_dim: 0, score_grid: 8, interventions: [suppression]}
 
 # (id, replaced text, replacement, field, fragments of the message)
 HOSTILE = [
-    ("k_codec-1e9", "k_codec: 8", "k_codec: 1000000000", "model.k_codec", ["at most 65,536", "1000000000"]),
+    ("hidden-1e9", "hidden: 8", "hidden: 1000000000", "model.hidden", ["at most 65,536", "1000000000"]),
     ("n_nonlinear-1e6", "n_nonlinear: 1", "n_nonlinear: 1000000", "model.n_nonlinear", ["at most 256"]),
     ("k_bottleneck-1e6", "k_bottleneck: 5", "k_bottleneck: 1000000", "model.k_bottleneck", ["at most 1,024"]),
     ("batch-1e12", "batch_size: 64", "batch_size: 1000000000000", "data.batch_size", ["at most 1,048,576"]),
     ("batch-memory", "batch_size: 64", "batch_size: 1048576", "data.batch_size", ["TiB", "model_bytes", "limit"]),
     (
         "codec-memory",
-        "k_codec: 8, n_nonlinear: 1",
-        "k_codec: 65536, n_nonlinear: 8",
-        "model.k_codec",
+        "hidden: 8, n_nonlinear: 1",
+        "hidden: 65536, n_nonlinear: 8",
+        "model.hidden",
         ["65,536 makes two models need about", "TiB"],
     ),
     ("validation-grid", "validation_grid: 8", "validation_grid: 100000", "data.validation_grid", ["at most 200"]),
@@ -128,7 +128,7 @@ def test_hostile_experiment_file(old: str, new: str, field: str, fragments: list
 
 def test_base_is_valid_and_bounds_are_inclusive() -> None:
     e = parse_experiment(BASE, source="mine.yaml")
-    assert e.seeds == "0-3" and e.model.k_codec == 8
+    assert e.seeds == "0-3" and e.model.hidden == 8
     edge = BASE.replace("validation_grid: 8", "validation_grid: 200").replace(
         "labels: {red: 1.0}", "labels: {red: -1, x: 1}"
     )
@@ -206,8 +206,8 @@ def test_check_memory_names_the_costliest_field() -> None:
     sizes = experiment_sizes_default()
     check_memory(sizes)
     with pytest.raises(LimitError) as info:
-        check_memory({**sizes, "model.n_nonlinear": 256, "model.k_codec": 20_000})
-    assert (info.value.field in ("model.k_codec", "model.n_nonlinear") and "GiB" in str(info.value)) or "TiB" in str(
+        check_memory({**sizes, "model.n_nonlinear": 256, "model.hidden": 20_000})
+    assert (info.value.field in ("model.hidden", "model.n_nonlinear") and "GiB" in str(info.value)) or "TiB" in str(
         info.value
     )
     assert memory_limit() >= 256 << 30
@@ -250,8 +250,8 @@ def test_inert_affinities_refused(affinities: dict[str, float]) -> None:
 CLI_CASES = {
     "dev-zero": None,
     "deep": BASE + "description: " + "[" * 5000 + "]" * 5000 + "\n",
-    "digits": BASE.replace("k_codec: 8", "k_codec: 1" + "0" * 5000),
-    "k_codec": BASE.replace("k_codec: 8", "k_codec: 1000000000"),
+    "digits": BASE.replace("hidden: 8", "hidden: 1" + "0" * 5000),
+    "hidden": BASE.replace("hidden: 8", "hidden: 1000000000"),
     "batch": BASE.replace("batch_size: 64", "batch_size: 1000000000000"),
     "seeds": BASE.replace("seeds: 0-3", "seeds: 0-99999999999"),
     "concept": BASE.replace("concept: [1, 0, 0, 0, 0]", "concept: [1e-320, 0, 0, 0, 0]"),
@@ -296,13 +296,13 @@ def test_train_refuses_a_dev_zero_dopesheet(tmp_path: Path, capsys: pytest.Captu
 @pytest.mark.parametrize(
     ("build", "fragment"),
     [
-        (lambda: ModelConfig(k_codec=10**9), "model.k_codec must be at most 65,536"),
+        (lambda: ModelConfig(hidden=10**9), "model.hidden must be at most 65,536"),
         (lambda: ModelConfig(n_nonlinear=10**6), "model.n_nonlinear must be at most 256"),
         (lambda: TrainingData(batch_size=10**12), "batch_size must be at most 1,048,576"),
         (lambda: TrainingData(validation_grid=10**4), "validation_grid must be at most 200"),
         (lambda: TrainingData(colors="hsv-cube", hsv_shape=(10**4, 10**4, 10)), "more than 10,000,000 colours"),
     ],
-    ids=["k_codec", "n_nonlinear", "batch_size", "validation_grid", "hsv_shape"],
+    ids=["hidden", "n_nonlinear", "batch_size", "validation_grid", "hsv_shape"],
 )
 def test_python_api_sizes_bounded(build: object, fragment: str) -> None:
     """The typed configs refuse the same sizes, for callers that skip the file reader (``--hidden``)."""

@@ -176,7 +176,7 @@ def test_presets_round_trip_with_their_interventions(name: str) -> None:
 
 BASE = """
 name: mine
-model: {kind: CNColorMLP, k_bottleneck: 4, k_codec: 8, n_nonlinear: 1}
+model: {kind: CNColorMLP, k_bottleneck: 4, hidden: 8, n_nonlinear: 1}
 regularizers:
   - {name: anchor, kind: AngularAnchor, concept: [1, 0, 0, 0], labels: {red: 1.0}}
 dopesheet: |
@@ -257,7 +257,7 @@ def test_ex_2_1_schedule_facts() -> None:
 @pytest.mark.parametrize("dims", [(0,), (0, 1), (1, 3), (0, 2, 4)])
 def test_multi_dimension_ablation_equals_pruning(dims: tuple[int, ...]) -> None:
     torch.manual_seed(3)
-    model = CNColorMLP(5, k_codec=12, n_nonlinear=2)
+    model = CNColorMLP(5, hidden=12, n_nonlinear=2)
     x = torch.as_tensor(rgb_grid(6), dtype=torch.float32)
     model.eval()
     with torch.no_grad():
@@ -281,7 +281,7 @@ def test_multi_dimension_ablation_equals_pruning_on_colormlp() -> None:
 
 def test_population_ablation_of_a_subspace_matches_surgery() -> None:
     torch.manual_seed(5)
-    models = [CNColorMLP(5, k_codec=8, n_nonlinear=2) for _ in range(2)]
+    models = [CNColorMLP(5, hidden=8, n_nonlinear=2) for _ in range(2)]
     pop = Population.from_modules(models)
     x = torch.as_tensor(rgb_grid(5), dtype=torch.float32)
     y = pop.predict(x, ablate=[0, 2])  # (S, N, 3)
@@ -294,7 +294,7 @@ def test_population_ablation_of_a_subspace_matches_surgery() -> None:
 def test_score_follows_concept_dims() -> None:
     """ablation_score over dims (0, 1) is the correlation of the pruned-subspace errors."""
     torch.manual_seed(6)
-    model = CNColorMLP(5, k_codec=8, n_nonlinear=2)
+    model = CNColorMLP(5, hidden=8, n_nonlinear=2)
     plans = {p.name: p for p in model_plans(model, concept_dims=(0, 1))}
     mse = per_color_mse(model, rgb_grid(8), plan=plans["pruned"])
     from excolor.evaluate import score_from_errors
@@ -328,7 +328,7 @@ def test_model_plans_use_the_experiments_own_interventions() -> None:
 
 def _constant_model(value: float) -> CNColorMLP:
     """A model whose output is ``value`` in every channel, whatever the input (weights 0, bias value)."""
-    model = CNColorMLP(4, k_codec=6, n_nonlinear=1)
+    model = CNColorMLP(4, hidden=6, n_nonlinear=1)
     with torch.no_grad():
         last = model.decoder[-1]
         last.weight.zero_()
@@ -359,7 +359,7 @@ def test_cube_metrics_of_a_constant_model() -> None:
 def test_cube_metrics_match_per_model_evaluation() -> None:
     """The population metrics equal per-model evaluation with real surgery and hooked interventions."""
     torch.manual_seed(8)
-    models = [CNColorMLP(5, k_codec=8, n_nonlinear=2) for _ in range(2)]
+    models = [CNColorMLP(5, hidden=8, n_nonlinear=2) for _ in range(2)]
     pop = Population.from_modules(models)
     soft = InterventionSpec("soft", "suppression", falloff=Falloff(0, 1, 2))
     shape = (30, 6, 6)

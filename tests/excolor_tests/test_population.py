@@ -10,7 +10,7 @@ from excolor.population import Population
 
 
 def test_init_equals_lone_models_bitwise() -> None:
-    pop = Population.from_seeds([4, 9], k_codec=16)
+    pop = Population.from_seeds([4, 9], hidden=16)
     for i, seed in enumerate([4, 9]):
         lone = build_model(seed, 5, 16, 2)
         assert torch.equal(torch.nn.utils.parameters_to_vector(lone.parameters()), pop.flat[i])
@@ -18,7 +18,7 @@ def test_init_equals_lone_models_bitwise() -> None:
 
 
 def test_forward_matches_module() -> None:
-    pop = Population.from_seeds([0, 1, 2], k_codec=10)
+    pop = Population.from_seeds([0, 1, 2], hidden=10)
     x = torch.rand(3, 64, 3, generator=torch.Generator().manual_seed(0))
     acts = pop.forward(x)
     for i in range(3):

@@ -123,7 +123,7 @@ def test_load_json_lines_names_the_line(tmp_path: Path) -> None:
 
 EXPERIMENT = """\
 name: mine
-model: {kind: CNColorMLP, k_bottleneck: 5, k_codec: 8, n_nonlinear: 1}
+model: {kind: CNColorMLP, k_bottleneck: 5, hidden: 8, n_nonlinear: 1}
 regularizers:
   - {name: anchor, kind: AngularAnchor, concept: [1, 0, 0, 0, 0], labels: {red: 1.0}}
 dopesheet: |
@@ -164,14 +164,14 @@ def test_deeply_nested_experiment_file(nesting: str) -> None:
 
 
 def test_5000_digit_integer_in_an_experiment_file() -> None:
-    text = EXPERIMENT.replace("k_codec: 8", "k_codec: 1" + "0" * 5000)
+    text = EXPERIMENT.replace("hidden: 8", "hidden: 1" + "0" * 5000)
     with pytest.raises(ExperimentError) as info:
         parse_experiment(text, source="mine.yaml")
     err = info.value
-    assert err.field == "model.k_codec"
-    column = text.splitlines()[1].index("k_codec: 1") + len("k_codec: ") + 1
+    assert err.field == "model.hidden"
+    column = text.splitlines()[1].index("hidden: 1") + len("hidden: ") + 1
     assert f"an integer of 5,001 digits (line 2, column {column};" in str(err)
-    assert str(err).startswith("mine.yaml, model.k_codec: ") and len(str(err)) < 300
+    assert str(err).startswith("mine.yaml, model.hidden: ") and len(str(err)) < 300
 
 
 def test_5000_digit_integer_in_a_search_space() -> None:

@@ -14,7 +14,7 @@ from excolor.surgery import ablate, prune
 @pytest.fixture
 def model() -> CNColorMLP:
     torch.manual_seed(0)
-    return CNColorMLP(5, k_codec=16, n_nonlinear=2)
+    return CNColorMLP(5, hidden=16, n_nonlinear=2)
 
 
 def _snapshot(m: nn.Module) -> dict[str, torch.Tensor]:

@@ -159,7 +159,7 @@ def test_label_count_only_while_anchor_active(experiment) -> None:
     total = 0
     for b in range(t.length):
         if t.schedule[min(b, t.length - 2), 0, t.props.index("anchor")] != 0:
-            total += int(t.sampler.batch(t.train_set, b)[1]["red"][0].sum())
+            total += int(t.batches.batch(t.train_set, b)[1]["red"][0].sum())
     assert int(t.label_counts["red"][0]) == total
     assert t.schedule[0, 0, t.props.index("anchor")] == 0  # step 0: weight 0 (not counted)
 

@@ -82,7 +82,7 @@ def test_cohort_members_equal_the_same_configurations_trained_alone(ray_session,
         alone = train(experiment, [0, 1, 2]).metrics
         recorded = pd.read_csv(directory / "seeds.csv")
         assert recorded["seed"].tolist() == [0, 1, 2]
-        if experiment.model.k_codec == 16:
+        if experiment.model.hidden == 16:
             np.testing.assert_array_equal(recorded["val_recon"].to_numpy(), alone["val_recon"].astype(np.float64))
             np.testing.assert_array_equal(recorded["score"].to_numpy(), alone["score"])
         else:
