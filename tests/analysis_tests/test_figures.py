@@ -23,15 +23,13 @@ STEPS = 20
 
 def _train_dir(root: Path, name: str, seeds: list[int]) -> Path:
     """An ``excolor train`` output directory: the preset's schedule squeezed to STEPS steps, H = 8."""
+    from tune.arguments import resolve_experiment
     from tune.run_train import run_train
 
     out = root / name
     run_train(
-        experiment=preset(name),
+        experiment=resolve_experiment(name, hidden=8, steps=STEPS),
         seeds=seeds,
-        dopesheet=None,
-        hidden=8,
-        steps=STEPS,
         out=out,
         force=False,
         population=None,

@@ -148,7 +148,7 @@ def test_default_preset_is_the_science_of_ex_2_9_1() -> None:
     )
     assert to_dict(e) == to_dict(science)
     assert e.dopesheet == reference_dopesheet()
-    assert e.evaluation.interventions == ("suppression",) and e.stream == "hash"
+    assert [i.name for i in e.evaluation.interventions] == ["suppression"] and e.stream == "hash"
     assert to_dict(ex_2_9_1(hidden=10)) == to_dict(e.with_model(hidden=10))
 
 
