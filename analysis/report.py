@@ -260,14 +260,16 @@ def _cube_columns(columns: Sequence[str], suffix: str = "") -> list[str]:
 def front_table(summary: FrontSummary, /, *, rows: pd.DataFrame | None = None) -> pd.DataFrame:
     """The front (or ``rows``) as a plain table: identity, objectives, robustness, varying config.
 
-    Columns: ``trial_id``, ``hand``, ``pareto_rank``, the objective columns, ``score_std``,
-    ``diverged_frac``, ``seed_attainment``, ``n_seeds``, the intervention correlations when the
-    study measured them (``suppression_r_mean``, ``repulsion_r_mean``), then the ``config/*``
-    columns that differ between done trials. Values are raw (unformatted), for CSV.
+    Columns: ``trial_id``, ``hand``, ``pareto_rank``, the objective columns, ``score_sem`` (the mean
+    score's standard error, when reported), ``score_std``, ``diverged_frac``, ``seed_attainment``,
+    ``n_seeds``, the intervention correlations when the study measured them (``suppression_r_mean``,
+    ``repulsion_r_mean``), then the ``config/*`` columns that differ between done trials. Values are raw (unformatted), for CSV.
     """
     frame = summary.front if rows is None else rows
     columns = ["trial_id", "hand", "pareto_rank", *summary.columns]
-    columns += [c for c in ("score_std", "diverged_frac", "seed_attainment", "n_seeds") if c not in columns]
+    columns += [
+        c for c in ("score_sem", "score_std", "diverged_frac", "seed_attainment", "n_seeds") if c not in columns
+    ]
     columns += _intervention_columns(list(frame.columns), "_mean")
     columns += _varying_config(summary.done)
     columns = [c for c in dict.fromkeys(columns) if c in frame.columns]
@@ -348,11 +350,54 @@ def _summary_section(doc: _Document, study: Study) -> None:
             doc.para(f"… and {len(failed) - _MAX_FAILED} more failed trials.")
 
 
+_HELDOUT_COLUMNS = (
+    "trial_id",
+    "hand",
+    "search_score",
+    "search_sem",
+    "search_seeds",
+    "heldout_score",
+    "heldout_sem",
+    "heldout_seeds",
+    "heldout_below_0.5",
+    "heldout_collapsed",
+    "vs_hand",
+    "vs_hand_low",
+    "vs_hand_high",
+    "heldout_rank",
+)
+
+
+def _validation_section(doc: _Document, study: Study) -> None:
+    """Search vs held-out results of every ``excolor validate`` run recorded in the study."""
+    from analysis.validation import heldout_table, read_validations
+
+    validations = read_validations(study.directory)
+    if not validations:
+        return
+    doc.heading("Held-out validation")
+    doc.para(
+        "The chosen trials and the hand schedule re-trained on seeds the search never saw (excolor validate). "
+        "search_/heldout_: mean score, its standard error and the seed count; vs_hand: the paired score "
+        "difference to the hand schedule on the same held-out seeds with its 95 % interval (low, high); "
+        "heldout_rank: the Pareto rank over the study's objectives recomputed on the held-out seeds."
+    )
+    for validation in validations:
+        table = heldout_table(study, validation)
+        if table.empty:
+            continue
+        doc.heading(f"Seeds {validation.label} ({len(validation.seeds)} seeds)", level=3)
+        doc.table(format_table(table[[c for c in _HELDOUT_COLUMNS if c in table.columns]]))
+
+
 def _pareto_section(doc: _Document, study: Study, summary: FrontSummary) -> None:
     doc.heading("Pareto front")
     n = len(summary.done)
     objectives = ", ".join(o.label for o in summary.objectives)
     doc.para(f"Front over {objectives}: {len(summary.front)} of {n} done trials are non-dominated.")
+    if summary.infeasible:
+        broken = ", ".join(str(c) for c in study.constraints)
+        doc.para(f"Left out of the front for breaking {broken}: {', '.join(summary.infeasible)}.")
     if summary.invalid:
         doc.para(
             f"Left out of the front for a NaN or infinite objective: {', '.join(summary.invalid)} "
@@ -802,6 +847,7 @@ def write_report(
         if all_hand_sweep(study):
             _original_rule_section(doc, study)
         _distribution_section(doc, study, summary)
+        _validation_section(doc, study)
         heading = "Best model" if seed is None and trial is None else "Chosen model"
         latex = _best_model_section(doc, study, chosen, out, heading=heading)
     try:

@@ -326,3 +326,31 @@ def test_bad_study_flags_are_one_line_before_anything_is_written(tmp_path: Path,
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert not any(tmp_path.iterdir())
+
+
+def test_the_report_shows_held_out_results_beside_the_search(tmp_path: Path) -> None:
+    """A recorded validation (written here by hand, as excolor validate writes it) gets its report section."""
+    from analysis.report import write_report
+    from tests.analysis_tests._studies import FakeTrial, write_study
+
+    study = write_study(tmp_path, "rep", [FakeTrial(seeds=[0, 1]), FakeTrial(seeds=[0, 1])])
+    loaded = load_study(study)
+    ids = loaded.trials["trial_id"].tolist()
+    hand = loaded.trials.loc[loaded.trials["hand"], "trial_id"].tolist()
+    directory = study / "validation" / "10-12"
+    for trial_id, base in zip(ids, (0.8, 0.9)):
+        (directory / trial_id).mkdir(parents=True)
+        pd.DataFrame(
+            {
+                "seed": [10, 11, 12],
+                "score": [base, base + 0.01, base - 0.01],
+                "val_recon": [1e-5] * 3,
+                "collapsed": [False] * 3,
+                "diverged": [False] * 3,
+            }
+        ).to_csv(directory / trial_id / "seeds.csv", index=False)
+    record = {"seeds": [10, 11, 12], "trials": ids, "hand": hand[0] if hand else ids[0]}
+    (directory / "validation.json").write_text(json.dumps(record))
+    text = write_report(study).markdown.read_text()
+    assert "## Held-out validation" in text and "### Seeds 10-12 (3 seeds)" in text
+    assert "heldout_score" in text and "vs_hand_low" in text
