@@ -263,7 +263,8 @@ def front_table(summary: FrontSummary, /, *, rows: pd.DataFrame | None = None) -
     Columns: ``trial_id``, ``hand``, ``pareto_rank``, the objective columns, ``score_sem`` (the mean
     score's standard error, when reported), ``score_std``, ``diverged_frac``, ``seed_attainment``,
     ``n_seeds``, the intervention correlations when the study measured them (``suppression_r_mean``,
-    ``repulsion_r_mean``), then the ``config/*`` columns that differ between done trials. Values are raw (unformatted), for CSV.
+    ``repulsion_r_mean``), then the ``config/*`` columns that differ between done trials. Values are
+    raw (unformatted), for CSV.
     """
     frame = summary.front if rows is None else rows
     columns = ["trial_id", "hand", "pareto_rank", *summary.columns]
