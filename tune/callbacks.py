@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
@@ -111,5 +112,16 @@ def study_callbacks(spec: StudySpec, *, done: int = 0) -> list[Any]:
         return callbacks
     from ray.air.integrations.wandb import WandbLoggerCallback
 
+    class _Wandb(WandbLoggerCallback):  # type: ignore[misc]
+        """Ray's W&B callback, whose ``__del__`` cannot fail at interpreter exit.
+
+        NOTE(excolor): Ray's ``__del__`` calls ``ray.is_initialized()``; collected at interpreter
+        exit (after ``ray`` is torn down) it printed "Exception ignored in ... __del__" and a traceback.
+        """
+
+        def __del__(self) -> None:
+            with contextlib.suppress(Exception):
+                super().__del__()
+
     os.environ.setdefault("WANDB_DIR", str(spec.directory))
-    return [*callbacks, WandbLoggerCallback(project="excolor", group=spec.name, mode=spec.wandb, log_config=True)]
+    return [*callbacks, _Wandb(project="excolor", group=spec.name, mode=spec.wandb, log_config=True)]

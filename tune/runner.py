@@ -7,7 +7,6 @@ finishes it: no duplicate trials, the requested trial count exactly.
 from __future__ import annotations
 
 import contextlib
-import gc
 import itertools
 import logging
 import math
@@ -234,10 +233,6 @@ def _fit(tuner: Any) -> tuple[Any, list[int]]:
     """Tune's run, and the stop signals it saw."""
     with _graceful_stop() as stopped_by:
         results = tuner.fit()
-    # NOTE(excolor): Ray's WandbLoggerCallback.__del__ calls ray.is_initialized(); run at
-    # interpreter exit it prints a traceback (the ray module is gone), so it is collected here.
-    del tuner
-    gc.collect()
     return results, stopped_by
 
 
