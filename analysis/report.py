@@ -351,27 +351,9 @@ def _summary_section(doc: _Document, study: Study) -> None:
             doc.para(f"… and {len(failed) - _MAX_FAILED} more failed trials.")
 
 
-_HELDOUT_COLUMNS = (
-    "trial_id",
-    "hand",
-    "search_score",
-    "search_sem",
-    "search_seeds",
-    "heldout_score",
-    "heldout_sem",
-    "heldout_seeds",
-    "heldout_below_0.5",
-    "heldout_collapsed",
-    "vs_hand",
-    "vs_hand_low",
-    "vs_hand_high",
-    "heldout_rank",
-)
-
-
 def _validation_section(doc: _Document, study: Study) -> None:
     """Search vs held-out results of every ``excolor validate`` run recorded in the study."""
-    from analysis.validation import heldout_table, read_validations
+    from analysis.validation import HELDOUT_COLUMNS, heldout_table, read_validations
 
     validations = read_validations(study.directory)
     if not validations:
@@ -388,7 +370,7 @@ def _validation_section(doc: _Document, study: Study) -> None:
         if table.empty:
             continue
         doc.heading(f"Seeds {validation.label} ({len(validation.seeds)} seeds)", level=3)
-        doc.table(format_table(table[[c for c in _HELDOUT_COLUMNS if c in table.columns]]))
+        doc.table(format_table(table[[c for c in HELDOUT_COLUMNS if c in table.columns]]))
 
 
 def _pareto_section(doc: _Document, study: Study, summary: FrontSummary) -> None:

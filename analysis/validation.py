@@ -26,7 +26,26 @@ from analysis.pareto import pareto_ranks
 from analysis.record import SEEDS_FILE, VALIDATION_DIR, VALIDATION_FILE
 from analysis.results import Study
 
-__all__ = ["Validation", "heldout_table", "read_validations", "seeds_label", "validation_dir"]
+__all__ = ["HELDOUT_COLUMNS", "Validation", "heldout_table", "read_validations", "seeds_label", "validation_dir"]
+
+HELDOUT_COLUMNS = (
+    "trial_id",
+    "hand",
+    "search_score",
+    "search_sem",
+    "search_seeds",
+    "heldout_score",
+    "heldout_sem",
+    "heldout_seeds",
+    "heldout_below_0.5",
+    "heldout_collapsed",
+    "heldout_recon",
+    "vs_hand",
+    "vs_hand_low",
+    "vs_hand_high",
+    "heldout_rank",
+)
+"""The columns of ``heldout_table`` that ``excolor validate`` and the report show, in order."""
 
 
 def seeds_label(seeds: Sequence[int]) -> str:

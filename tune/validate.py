@@ -20,7 +20,14 @@ from analysis.errors import AnalysisError
 from analysis.record import RESULT_FILE, VALIDATION_DIR, VALIDATION_FILE, read_json_lines
 from analysis.results import Study, load_study
 from analysis.tables import front_summary
-from analysis.validation import Validation, heldout_table, read_validations, seeds_label, validation_dir
+from analysis.validation import (
+    HELDOUT_COLUMNS,
+    Validation,
+    heldout_table,
+    read_validations,
+    seeds_label,
+    validation_dir,
+)
 from tune.errors import UsageError
 from tune.runner import default_cohort
 from tune.session import check_resources, init_ray, prepare_environment, shutdown_embedded_ray
@@ -185,29 +192,7 @@ def heldout_text(study: Study, validation: Validation) -> str:
     table = heldout_table(study, validation)
     if table.empty:
         return "(nothing validated yet)"
-    shown = table[
-        [
-            c
-            for c in (
-                "trial_id",
-                "hand",
-                "search_score",
-                "search_sem",
-                "search_seeds",
-                "heldout_score",
-                "heldout_sem",
-                "heldout_seeds",
-                "heldout_below_0.5",
-                "heldout_collapsed",
-                "heldout_recon",
-                "vs_hand",
-                "vs_hand_low",
-                "vs_hand_high",
-                "heldout_rank",
-            )
-            if c in table.columns
-        ]
-    ]
+    shown = table[[c for c in HELDOUT_COLUMNS if c in table.columns]]
     lines = [
         f"held-out validation of {study.name!r} on {len(validation.seeds)} seeds ({validation.label}); vs_hand: "
         "paired score difference to the hand schedule on the same seeds, with its 95 % interval (low, high)",
