@@ -13,6 +13,7 @@ import math
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -244,6 +245,9 @@ def _graceful_stop() -> Iterator[list[int]]:
     mid-write. Tune's own "resume with Tuner.restore" advice is silenced: a rerun resumes.
     """
     seen: list[int] = []
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        yield seen
+        return
 
     def on_term(signum: int, frame: Any) -> None:
         seen.append(signum)
