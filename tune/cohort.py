@@ -138,6 +138,9 @@ def train_cohort(config: dict[str, Any], settings: TrialSettings) -> None:
     n_seeds = len(seeds)
     members = members_of(settings, config)
     groups = _groups(members)
+    import ray
+
+    node_id = ray.get_runtime_context().get_node_id()  # where each report came from (lost-node tests, logs)
     context = tune.get_context()
     ray_trial = context.get_trial_id()
     ray_dir = Path(context.get_trial_dir()).name
@@ -156,7 +159,7 @@ def train_cohort(config: dict[str, Any], settings: TrialSettings) -> None:
     cohort_start = time.perf_counter()
 
     def report(metrics: dict[str, Any], trainer: PopulationTrainer | None, *, final: bool = False) -> None:
-        row = {**metrics, "final": final, "members_done": len(finished), "members": len(members)}
+        row = {**metrics, "final": final, "members_done": len(finished), "members": len(members), "node_id": node_id}
         if final:  # what the searcher tells Optuna, one entry per configuration (JSON: Tune flattens dicts)
             row["results"] = json.dumps(finished)
         due = time.monotonic() - last_checkpoint[0] >= settings.checkpoint_every_s
