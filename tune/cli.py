@@ -11,6 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from tune.arguments import positive_int
 from tune.errors import Interrupted, UsageError
@@ -53,8 +54,8 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"excolor {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name: str, text: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=text, description=text, formatter_class=_HelpFormatter)
+    def command(name: str, text: str, parent: Any = sub) -> argparse.ArgumentParser:
+        return parent.add_parser(name, help=text, description=text, formatter_class=_HelpFormatter)
 
     p = command("train", "train one model per seed (as one population) and score them")
     _experiment_flags(p)
@@ -170,22 +171,12 @@ def _build_parser() -> argparse.ArgumentParser:
 
     cl = command("cluster", "a multi-node Ray cluster on this machine (ray start), for trying --address")
     cl_sub = cl.add_subparsers(dest="action", required=True, metavar="ACTION")
-    up = cl_sub.add_parser(
-        "up",
-        help="start a head node and N worker nodes",
-        description="start a head node and N worker nodes",
-        formatter_class=_HelpFormatter,
-    )
+    up = command("up", "start a head node and N worker nodes", cl_sub)
     up.add_argument("--workers", type=positive_int, default=2, help="worker nodes (each a `ray start` process group)")
     up.add_argument("--cpus-per-worker", type=positive_int, default=1, help="CPUs each worker node offers to trials")
     up.add_argument("--object-store-mb", type=positive_int, default=100, help="object store size per node, in MB")
     up.add_argument("--port", type=positive_int, default=6390, help="the head node's GCS port (the cluster's address)")
-    down = cl_sub.add_parser(
-        "down",
-        help="stop exactly the processes `cluster up` started",
-        description="stop exactly the processes `cluster up` started",
-        formatter_class=_HelpFormatter,
-    )
+    down = command("down", "stop exactly the processes `cluster up` started", cl_sub)
     down.add_argument("--port", type=positive_int, default=6390, help="the head node's port given to `cluster up`")
 
     pa = command("pareto", "print a study's Pareto front and write it as CSV")
