@@ -12,6 +12,8 @@ names, the format id and the state rule have one owner. A study directory::
                             params.json, result.json (one JSON line per validation), seeds.csv
                             (per-seed finals), dopesheet.csv, experiment.yaml, population.pt (its
                             trained models), error.txt (if all its seeds diverged)
+      trials/0007/race-1/   seed racing (``--race-seeds``): the configuration on race block 1's seeds,
+                            the same files; the configuration's values are over all its finished blocks
       validation/1000-1063/ ``excolor validate``: validation.json (seeds, trials, the hand schedule's
                             trial) and one record directory per validated trial, as in trials/
       train_*/              one directory per Ray trial (Ray's own: params.json, result.json,
@@ -47,6 +49,7 @@ __all__ = [
     "JOURNAL_FILE",
     "PARAMS_FILE",
     "POPULATION_FILE",
+    "RACE_PREFIX",
     "RESULT_FILE",
     "SEEDS_FILE",
     "STATES",
@@ -56,6 +59,8 @@ __all__ = [
     "VALIDATION_DIR",
     "VALIDATION_FILE",
     "is_cohort_study",
+    "race_record_dir",
+    "race_record_dirs",
     "read_json_lines",
     "read_study_record",
     "trial_directories",
@@ -78,6 +83,7 @@ TRIALS_DIR = "trials"
 VALIDATION_DIR = "validation"
 VALIDATION_FILE = "validation.json"
 COHORT_LAYOUT = "cohort"
+RACE_PREFIX = "race-"
 STATES = ("done", "running", "failed", "pending")
 KINDS = ("sweep", "search")
 
@@ -207,6 +213,25 @@ def trial_record_dir(directory: Path, number: int) -> Path:
     'runs/demo/trials/0007'
     """
     return directory / TRIALS_DIR / f"{number:04d}"
+
+
+def race_record_dir(directory: Path, number: int, block: int) -> Path:
+    """Where configuration ``number``'s race block ``block`` (1, 2, ...) is recorded.
+
+    >>> race_record_dir(Path("runs/demo"), 7, 2).as_posix()
+    'runs/demo/trials/0007/race-2'
+    """
+    return trial_record_dir(directory, number) / f"{RACE_PREFIX}{block}"
+
+
+def race_record_dirs(trial_dir: Path) -> list[Path]:
+    """A configuration's race-block directories, in block order (any state)."""
+    found = []
+    for p in trial_dir.glob(f"{RACE_PREFIX}*") if trial_dir.is_dir() else ():
+        suffix = p.name[len(RACE_PREFIX) :]
+        if p.is_dir() and suffix.isdigit() and suffix == str(int(suffix)):
+            found.append((int(suffix), p))
+    return [p for _, p in sorted(found)]
 
 
 def trial_directories(directory: Path) -> list[Path]:

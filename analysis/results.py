@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from analysis.aggregate import aggregate
 from analysis.errors import AnalysisError
 from analysis.objectives import (
     DEFAULT_OBJECTIVES,
@@ -58,6 +59,7 @@ from analysis.record import (
     STUDY_FORMAT,
     TRIALS_DIR,
     is_cohort_study,
+    race_record_dirs,
     read_json_lines,
     read_study_record,
     trial_state,
@@ -67,7 +69,7 @@ if TYPE_CHECKING:
     from excolor.config import Experiment
     from excolor.dopesheet import Dopesheet
 
-__all__ = ["STATES", "STUDY_FORMAT", "Study", "StudyCollection", "load_studies", "load_study"]
+__all__ = ["STATES", "STUDY_FORMAT", "Study", "StudyCollection", "load_studies", "load_study", "trial_seeds"]
 
 
 # Columns every trials table has, even an empty one, in this order (metrics and config follow).
@@ -81,6 +83,7 @@ _TRIAL_COLUMNS = [
     "hand",
     "n_seeds",
     "seeds",
+    "race_blocks",
     "reports",
     "finished_at",
     "started_at",
@@ -108,7 +111,8 @@ class Study:
             schedule and the hidden width per trial: see ``trial_experiment``.
         trials: one row per trial: ``study``, ``trial_id``, ``number`` (Ray's trial counter),
             ``directory`` (the trial folder's name), ``state`` (one of ``STATES``), ``error``,
-            ``hand`` (is the hand schedule), ``n_seeds``, ``seeds``, ``reports`` (result lines),
+            ``hand`` (is the hand schedule), ``n_seeds``, ``seeds`` (all the seeds its values rest on),
+            ``race_blocks`` (seed-racing blocks among them, cohort searches), ``reports`` (result lines),
             ``finished_at`` / ``started_at`` (UTC, from Ray's report timestamps), ``completion_order``
             (0, 1, ... over done trials; NaN otherwise), ``optuna_number`` / ``optuna_state``
             (searches), the column of every objective the experiment knows (``score_mean``,
@@ -339,6 +343,61 @@ def _seed_rows(trial_dir: Path, last: Mapping[str, Any]) -> dict[str, list[str]]
     return None
 
 
+def _finished_races(trial_dir: Path) -> list[dict[str, list[str]]]:
+    """The per-seed columns of a configuration's finished race blocks (``trials/NNNN/race-K``)."""
+    blocks = []
+    for d in race_record_dirs(trial_dir):
+        _, last, _, _ = read_json_lines(d / RESULT_FILE)
+        cols = _seed_rows(d, last) if last and last.get("final") is True else None
+        if cols:
+            blocks.append(cols)
+    return blocks
+
+
+def _concat_columns(parts: Sequence[Mapping[str, list[str]]]) -> dict[str, list[str]]:
+    """Seed columns of several blocks, one after another (a column a block lacks is blank there)."""
+    names: list[str] = []
+    for part in parts:
+        names += [c for c in part if c not in names]
+    out: dict[str, list[str]] = {c: [] for c in names}
+    for part in parts:
+        n = len(next(iter(part.values())))
+        for c in names:
+            out[c] += part.get(c, [""] * n)
+    return out
+
+
+def _seed_arrays(cols: Mapping[str, list[str]]) -> dict[str, np.ndarray]:
+    """Seed columns (strings from CSV) as typed arrays, ready for ``analysis.aggregate``."""
+    return {
+        c: _typed(pd.Series(v).replace("", np.nan) if c != "seed" else pd.Series(v)).to_numpy() for c, v in cols.items()
+    }
+
+
+def trial_seeds(trial_dir: Path) -> dict[str, np.ndarray] | None:
+    """A finished configuration's per-seed results over all its seeds: its own and its finished race blocks.
+
+    None while the configuration has no final per-seed table.
+    """
+    _, last, _, _ = read_json_lines(trial_dir / RESULT_FILE)
+    own = _seed_rows(trial_dir, last) if last and last.get("final") is True else None
+    if own is None:
+        return None
+    return _seed_arrays(_concat_columns([own, *_finished_races(trial_dir)]))
+
+
+def _raced(row: dict[str, Any], own: dict[str, list[str]], races: list[dict[str, list[str]]]) -> dict[str, list[str]]:
+    """The row's values re-aggregated over its own and its race blocks' seeds; returns all seed columns."""
+    cols = _concat_columns([own, *races])
+    arrays = _seed_arrays(cols)
+    diverged = np.asarray(arrays.get("diverged", np.zeros(len(arrays["seed"]))), dtype=bool)
+    row.update(aggregate({k: v for k, v in arrays.items() if k not in ("seed", "diverged")}, diverged=diverged))
+    row["seeds"] = tuple(int(s) for s in arrays["seed"])
+    row["n_seeds"] = len(row["seeds"])
+    row["race_blocks"] = len(races)
+    return cols
+
+
 def _typed(column: pd.Series) -> pd.Series:
     """Strings from CSV -> bool, int or float where every value allows it."""
     values = set(column.unique())
@@ -395,6 +454,7 @@ def _read_trial(trial_dir: Path, study: str, record: Mapping[str, Any]) -> tuple
         "error": error,
         "n_seeds": len(seeds),
         "seeds": seeds,
+        "race_blocks": 0,
         "reports": reports,
         "finished_at": _utc(last.get("timestamp")) if state == "done" else None,
         "started_at": started,
@@ -404,6 +464,9 @@ def _read_trial(trial_dir: Path, study: str, record: Mapping[str, Any]) -> tuple
             row[key] = value
     row.update(_flatten({k: v for k, v in params.items() if k != "seeds"}))
     seed_cols = _seed_rows(trial_dir, last) if state == "done" else None
+    races = _finished_races(trial_dir) if seed_cols else []
+    if seed_cols and races:  # seed racing: the values rest on every seed the configuration was trained on
+        seed_cols = _raced(row, seed_cols, races)
     return row, seed_cols, notes
 
 
@@ -645,17 +708,10 @@ def load_study(directory: str | Path, /) -> Study:
 def _seeds_table(trials: pd.DataFrame, parts: Sequence[tuple[str, dict[str, list[str]]]]) -> pd.DataFrame:
     if not parts:
         return pd.DataFrame(columns=[*_SEED_KEYS, "seed"])
-    columns: list[str] = []
-    for _, cols in parts:
-        columns += [c for c in cols if c not in columns]
-    data: dict[str, list[Any]] = {"trial_id": []}
-    for c in columns:
-        data[c] = []
-    for trial_id, cols in parts:
-        n = len(next(iter(cols.values())))
-        data["trial_id"] += [trial_id] * n
-        for c in columns:
-            data[c] += cols.get(c, [""] * n)
+    data = _concat_columns(
+        [{"trial_id": [trial_id] * len(next(iter(cols.values()))), **cols} for trial_id, cols in parts]
+    )
+    columns = [c for c in data if c != "trial_id"]
     per_seed = pd.DataFrame(data)
     for c in columns:
         per_seed[c] = _typed(per_seed[c].replace("", np.nan) if c != "seed" else per_seed[c])

@@ -79,8 +79,11 @@ def _progress(spec: StudySpec, done: int) -> Any:
             if "results" in result:  # a cohort: one line per configuration
                 from tune.cohort_searcher import cohort_results
 
-                for number, outcome in sorted(cohort_results(result).items(), key=lambda kv: int(kv[0])):
-                    self._configuration(f"trial {int(number):04d}", outcome, f"   (Ray trial {trial.trial_id})")
+                outcomes = cohort_results(result)
+                for key in sorted(k for k in outcomes if k.isdigit()):
+                    self._configuration(f"trial {int(key):04d}", outcomes[key], f"   (Ray trial {trial.trial_id})")
+                for key in sorted(k for k in outcomes if not k.isdigit()):  # seed racing: NNNN/race-K
+                    self._race_block(key, outcomes[key])
                 return
             self._configuration(trial.trial_id, {"values": result}, "")
 
@@ -97,6 +100,15 @@ def _progress(spec: StudySpec, done: int) -> Any:
                 f"[{self.finished}/{total}] {name}: {shown}  diverged {values.get('diverged_frac', 0):.0%}"
                 f"   best: {best}{where}"
             )
+
+        def _race_block(self, record: str, outcome: dict) -> None:
+            number, _, block = record.partition("/")
+            if outcome.get("diverged"):
+                self._say(f"[race] trial {number} {block}: all seeds diverged")
+                return
+            values = outcome.get("values", {})
+            shown = "  ".join(f"{o.name} {float(values.get(o.column, float('nan'))):.4g}" for o in objectives)
+            self._say(f"[race] trial {number} {block} (its own seeds only): {shown}")
 
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             self._say(f"[failed] Ray trial {trial.trial_id}: {trial.error_file or 'see its error.txt'}")

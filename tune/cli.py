@@ -168,6 +168,16 @@ def _build_parser() -> argparse.ArgumentParser:
                 help="configurations trained together as one population per Ray trial (default: enough cohorts "
                 "to fill the cluster's trial slots, at most 256 models each on a CPU)",
             )
+            q.add_argument(
+                "--race-seeds",
+                type=int,
+                default=0,
+                metavar="N",
+                help="seed racing: once every configuration is trained, train those whose place on the front the "
+                "seeds leave uncertain (a bootstrap over seeds) on more seeds, a block of len(--seeds) at a time, "
+                "until the front settles or N more trainings are spent; rerun with a larger N to race on "
+                "(default: 0, no racing)",
+            )
 
     cl = command("cluster", "a multi-node Ray cluster on this machine (ray start), for trying --address")
     cl_sub = cl.add_subparsers(dest="action", required=True, metavar="ACTION")

@@ -33,6 +33,7 @@ from analysis.record import (
     EXPERIMENT_FILE,
     PARAMS_FILE,
     POPULATION_FILE,
+    RACE_PREFIX,
     RESULT_FILE,
     SEEDS_FILE,
     TRIALS_DIR,
@@ -59,6 +60,12 @@ class Member:
     params: dict[str, Any]
     experiment: Experiment
     number: int | None = None
+    seeds: tuple[int, ...] | None = None  # a race block's own seeds; None: the study's
+
+    @property
+    def key(self) -> str:
+        """Its entry in the final report: the Optuna number a search tells, else the record's name."""
+        return str(self.number) if self.number is not None and self.record == f"{self.number:04d}" else self.record
 
 
 def members_of(settings: TrialSettings, config: Mapping[str, Any]) -> list[Member]:
@@ -72,7 +79,10 @@ def members_of(settings: TrialSettings, config: Mapping[str, Any]) -> list[Membe
             out.append(Member(str(m["record"]), {}, experiment))
         else:
             number = int(m["number"])
-            out.append(Member(f"{number:04d}", dict(m["params"]), trial_experiment(settings, m["params"]), number))
+            record = f"{number:04d}" if m.get("race") is None else f"{number:04d}/{RACE_PREFIX}{int(m['race'])}"
+            seeds = tuple(int(s) for s in m["seeds"]) if m.get("seeds") is not None else None
+            experiment = trial_experiment(settings, m["params"])
+            out.append(Member(record, dict(m["params"]), experiment, number, seeds))
     return out
 
 
@@ -120,8 +130,14 @@ def _start_record(directory: Path, member: Member, seeds: Sequence[int], step: i
     (directory / EXPERIMENT_FILE).write_text(to_yaml(member.experiment), encoding="utf-8")
 
 
-def _member_rows(i: int, n_seeds: int) -> slice:
-    return slice(i * n_seeds, (i + 1) * n_seeds)
+def _member_rows(group: Sequence[Member], seeds: Sequence[int]) -> list[slice]:
+    """Each member's rows of its group's population: its seeds, one model each, members one after another."""
+    out, start = [], 0
+    for m in group:
+        n = len(m.seeds if m.seeds is not None else seeds)
+        out.append(slice(start, start + n))
+        start += n
+    return out
 
 
 def train_cohort(config: dict[str, Any], settings: TrialSettings) -> None:
@@ -135,7 +151,6 @@ def train_cohort(config: dict[str, Any], settings: TrialSettings) -> None:
     torch.set_num_threads(max(1, settings.threads))
     assert settings.study_dir is not None and settings.seeds is not None, "a cohort needs its study and seeds"
     seeds = [int(s) for s in settings.seeds]
-    n_seeds = len(seeds)
     members = members_of(settings, config)
     groups = _groups(members)
     import ray
@@ -177,14 +192,17 @@ def train_cohort(config: dict[str, Any], settings: TrialSettings) -> None:
     while group_index < len(groups):
         group = groups[group_index]
         base = group[0].experiment
-        sheets = [m.experiment.dopesheet for m in group for _ in seeds]
-        trainer = PopulationTrainer(base, seeds * len(group), dopesheets=sheets, device=device, engine=settings.engine)
+        own = [list(m.seeds) if m.seeds is not None else seeds for m in group]
+        sheets = [m.experiment.dopesheet for m, s in zip(group, own) for _ in s]
+        population_seeds = [s for block in own for s in block]
+        trainer = PopulationTrainer(base, population_seeds, dopesheets=sheets, device=device, engine=settings.engine)
+        member_rows = _member_rows(group, seeds)
         if state is not None:
             trainer.load_state_dict(state)
             state = None
         dirs = [records / m.record for m in group]
-        for d, m in zip(dirs, group):
-            _start_record(d, m, seeds, trainer.step)
+        for d, m, s in zip(dirs, group, own):
+            _start_record(d, m, s, trainer.step)
 
         def on_validation(
             step: int,
@@ -194,13 +212,13 @@ def train_cohort(config: dict[str, Any], settings: TrialSettings) -> None:
             trainer: PopulationTrainer = trainer,
             dirs: list[Path] = dirs,
             index: int = group_index,
+            member_rows: list[slice] = member_rows,
         ) -> None:
             alive = trainer.alive[: trainer.n_models].cpu().numpy()
             score, r = (v[: trainer.n_models] for v in trainer.ablation_scores())
             per_model = {**metrics, "score": score, "ablated_r": r}
             best = -1.0
-            for i, (m, d) in enumerate(zip(group, dirs)):
-                rows = _member_rows(i, n_seeds)
+            for m, d, rows in zip(group, dirs, member_rows):
                 diverged = ~alive[rows]
                 if diverged.all():
                     continue
@@ -221,12 +239,9 @@ def train_cohort(config: dict[str, Any], settings: TrialSettings) -> None:
 
         trainer.run(report=on_validation)
         final = trainer.final_metrics()
-        for i, (m, d) in enumerate(zip(group, dirs)):
-            rows = _member_rows(i, n_seeds)
+        for m, d, rows in zip(group, dirs, member_rows):
             per_seed = {k: np.asarray(v)[rows] for k, v in final.items()}
-            finished[m.record if m.number is None else str(m.number)] = _finish_member(
-                m, d, per_seed, trainer, rows, ray_trial, ray_dir, cohort_start
-            )
+            finished[m.key] = _finish_member(m, d, per_seed, trainer, rows, ray_trial, ray_dir, cohort_start)
         group_index += 1
         report({"step": trainer.step, "group": group_index}, trainer, final=group_index == len(groups))
 

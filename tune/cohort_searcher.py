@@ -9,7 +9,7 @@ before asking anything:
 - a RUNNING trial whose record in ``trials/<number>/`` is final (the driver died between the end of
   its Ray trial and telling Optuna) is told from that record, not retrained;
 - any other RUNNING trial (its Ray trial was lost with the driver) is trained again, under its own
-  number and parameters;
+  number and parameters (those a driver killed inside ``ask`` left unset are sampled first);
 - new configurations are asked until the journal holds exactly ``trials`` of them.
 
 Ray Tune still places cohorts on the cluster, retries them from their checkpoints
@@ -34,6 +34,7 @@ from tune.searcher import CONSTRAINTS_ATTR, journal_storage
 if TYPE_CHECKING:
     import optuna
 
+    from tune.race import RacePlanner
     from tune.space import SearchSpace
 
 __all__ = ["CohortSearcher", "cohort_results"]
@@ -51,6 +52,7 @@ class CohortSearcher(Searcher):  # type: ignore[misc]
         sampler: the Optuna sampler.
         trials: how many configurations the study holds in the end.
         cohort: configurations per Ray trial.
+        race: seed racing once every configuration is told (``tune.race``); None: no racing.
     """
 
     def __init__(
@@ -64,6 +66,7 @@ class CohortSearcher(Searcher):  # type: ignore[misc]
         sampler: optuna.samplers.BaseSampler,
         trials: int,
         cohort: int = 1,
+        race: RacePlanner | None = None,
     ) -> None:
         import optuna
 
@@ -85,10 +88,14 @@ class CohortSearcher(Searcher):  # type: ignore[misc]
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             self._study.set_metric_names([o.name for o in objectives])  # optuna-dashboard shows the names
         self._live: dict[str, list[int]] = {}
+        self._racing: dict[str, list[dict[str, Any]]] = {}  # race blocks in Ray trials that have not ended
         self._retrain: list[int] = []
         self._params: dict[int, dict[str, Any]] = {}  # of the trials to train again
         self.recovered = 0  # RUNNING trials told from their final records
         self.to_ask = 0
+        self._race = race
+        self._race_queue: list[dict[str, Any]] = []
+        self.race_over = race is None or race.budget == 0  # no round left to plan
         self._reconcile(space, trials)
 
     # ------------------------------------------------------------------------------ the journal
@@ -106,13 +113,33 @@ class CohortSearcher(Searcher):  # type: ignore[misc]
             outcome = self._final_record(t.number)
             if outcome is None:
                 self._retrain.append(t.number)
-                self._params[t.number] = dict(t.params)
+                self._params[t.number] = self._complete_ask(t)
             else:
                 self._tell(t.number, outcome)
                 self.recovered += 1
         asked = sum(t.state != TrialState.WAITING for t in existing)
         self.to_ask = max(0, trials - asked)
         self.retraining = len(self._retrain)
+
+    def _complete_ask(self, trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
+        """The trial's parameters, those missing sampled now: a driver killed inside ``ask`` leaves some unset."""
+        import optuna
+        from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+        missing = {n: d for n, d in self._distributions.items() if n not in trial.params}
+        if not missing:
+            return dict(trial.params)
+        live = optuna.trial.Trial(self._study, trial._trial_id)  # a RUNNING trial takes more parameters
+        for name, d in missing.items():
+            if isinstance(d, FloatDistribution):
+                live.suggest_float(name, d.low, d.high, step=d.step, log=d.log)
+            elif isinstance(d, IntDistribution):
+                live.suggest_int(name, d.low, d.high, step=d.step, log=d.log)
+            elif isinstance(d, CategoricalDistribution):
+                live.suggest_categorical(name, d.choices)
+            else:  # pragma: no cover - the space makes only these three
+                raise TypeError(f"unknown distribution {d!r} for {name!r}")
+        return dict(self._study._storage.get_trial(trial._trial_id).params)
 
     @property
     def pending(self) -> int:
@@ -121,8 +148,8 @@ class CohortSearcher(Searcher):  # type: ignore[misc]
 
     @property
     def live(self) -> int:
-        """Configurations handed to Ray trials that have not ended."""
-        return sum(len(v) for v in self._live.values())
+        """Configurations (and race blocks) handed to Ray trials that have not ended."""
+        return sum(len(v) for v in self._live.values()) + sum(len(v) for v in self._racing.values())
 
     @property
     def cohort(self) -> int:
@@ -174,6 +201,28 @@ class CohortSearcher(Searcher):  # type: ignore[misc]
         self._set_attrs(number, attrs)
         self._study.tell(number, values, skip_if_finished=True)
 
+    # ------------------------------------------------------------------------------ seed racing
+
+    def race_work(self) -> bool:
+        """Whether racing has blocks to train now (plans the next round when none is queued)."""
+        if self._race_queue:
+            return True
+        if self.race_over or self.pending or self.live or self._race is None:
+            return False
+        from optuna.trial import TrialState
+
+        told = self._study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        plan = self._race.plan({t.number: t.params for t in told})
+        if plan is None:
+            self.race_over = True
+            return False
+        self._race_queue = list(plan.members)
+        return True
+
+    @property
+    def race_rounds(self) -> list[Any]:
+        return [] if self._race is None else self._race.rounds
+
     # ------------------------------------------------------------------------------ Searcher API
 
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
@@ -188,15 +237,21 @@ class CohortSearcher(Searcher):  # type: ignore[misc]
             trial = self._study.ask(self._distributions)
             self.to_ask -= 1
             members.append({"number": trial.number, "params": dict(trial.params)})
+        if not members and self.race_work():
+            members, self._race_queue = self._race_queue[: self._cohort], self._race_queue[self._cohort :]
         if not members:
-            return Searcher.FINISHED
+            # racing plans its next round once everything handed out has ended
+            return None if self.live and not self.race_over else Searcher.FINISHED
         for m in members:
-            self._set_attrs(m["number"], {"ray_trial": trial_id})
-        self._live[trial_id] = [m["number"] for m in members]
+            if m.get("race") is None:
+                self._set_attrs(m["number"], {"ray_trial": trial_id})
+        self._live[trial_id] = [m["number"] for m in members if m.get("race") is None]
+        self._racing[trial_id] = [m for m in members if m.get("race") is not None]
         return {"cohort": members}
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         numbers = self._live.pop(trial_id, [])
+        self._racing.pop(trial_id, None)  # race blocks: their records are their result; Optuna was told
         results = cohort_results(result)
         for number in numbers:
             outcome = results.get(str(number)) or self._final_record(number)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from analysis.errors import AnalysisError
 from analysis.objectives import DEFAULT_OBJECTIVES, known_objectives, parse_constraint
+from excolor.limits import MAX_SEEDS
 from tune.arguments import (
     DEFAULT_SEARCH_SEEDS,
     parse_address,
@@ -122,8 +123,16 @@ def study_command(args: argparse.Namespace) -> int:
             constraints = tuple(str(parse_constraint(c, experiment)) for c in args.constraint or ())
         except AnalysisError as err:
             raise UsageError(f"--constraint: {err}") from None
+        if not 0 <= args.race_seeds <= MAX_SEEDS:
+            raise UsageError(f"--race-seeds: expected an integer in 0..{MAX_SEEDS}, got {args.race_seeds}")
+        if 0 < args.race_seeds < len(seeds):
+            raise UsageError(
+                f"--race-seeds {args.race_seeds} cannot pay for one race block ({len(seeds)} seeds, as "
+                "many as --seeds); give at least that many, or 0 for no racing"
+            )
         spec = StudySpec(
             kind="search",
+            race_seeds=args.race_seeds,
             constraints=constraints,
             trials=args.trials,
             objectives=names,

@@ -88,15 +88,28 @@ def default_cohort(pending: int, seeds: int, *, slots: int, device: str) -> int:
 def _cohort_searcher(spec: StudySpec, experiment: Experiment, space: SearchSpace) -> Any:
     """The search's searcher, reconciled with the journal (no Ray needed yet)."""
     from tune.cohort_searcher import CohortSearcher
+    from tune.race import RacePlanner
 
+    objectives = [objective(n) for n in spec.objectives]
+    constraints = [parse_constraint(c, experiment) for c in spec.constraints]
     return CohortSearcher(
         study_dir=spec.directory,
         study_name=spec.name,
         space=space,
-        objectives=[objective(n) for n in spec.objectives],
-        constraints=[parse_constraint(c, experiment) for c in spec.constraints],
+        objectives=objectives,
+        constraints=constraints,
         sampler=make_sampler(spec.sampler, int(spec.sampler_seed or 0), constrained=bool(spec.constraints)),
         trials=int(spec.trials or 0),
+        race=RacePlanner(
+            study_dir=spec.directory,
+            budget=spec.race_seeds,
+            block=len(spec.seeds),
+            objectives=objectives,
+            constraints=constraints,
+            seed=int(spec.sampler_seed or 0),
+        )
+        if spec.race_seeds
+        else None,
     )
 
 
@@ -168,9 +181,10 @@ def _run_study(
         assert space is not None, "a search needs its space"
         write_study_record(existing.directory, existing.record())  # a grown --trials, a new --cohort
         searcher = _cohort_searcher(existing, experiment, space)
-        if searcher.pending == 0:  # nothing to train: no Ray at all
+        if searcher.pending == 0 and not searcher.race_work():  # nothing to train: no Ray at all
             if progress:
                 _print_cohort_start(existing, searcher, True, address)
+                _print_race(existing, searcher)
             return None
     with _ray(address, spec):
         # the record is written once Ray is reached: an unreachable cluster leaves no trace
@@ -193,7 +207,7 @@ def _run_study(
                 )
         start = time.perf_counter()
         results, stopped_by = _fit(tuner)
-    unfinished = spec.layout == "cohort" and (searcher.pending > 0 or searcher.live > 0)
+    unfinished = spec.layout == "cohort" and (searcher.pending > 0 or searcher.live > 0 or not searcher.race_over)
     if stopped_by or unfinished:
         signum = stopped_by[0] if stopped_by else signal.SIGINT
         raise Interrupted(
@@ -214,6 +228,8 @@ def _run_study(
             f"{spec.kind} {spec.name!r}: {len(results)} Ray trials in {time.perf_counter() - start:.1f} s",
             file=sys.stderr,
         )
+        if spec.layout == "cohort":
+            _print_race(spec, searcher)
     return results
 
 
@@ -275,6 +291,15 @@ def _print_cohort_start(spec: StudySpec, searcher: Any, resumed: bool, address: 
         parts.append(f"{searcher.retraining} unfinished configuration(s) trained again under their own numbers")
     parts.append(f"{searcher.pending} to train on {where}" if searcher.pending else "all trained")
     print(" ".join(parts[:2]) + ("; " + "; ".join(parts[2:]) if parts[2:] else ""), file=sys.stderr)
+
+
+def _print_race(spec: StudySpec, searcher: Any) -> None:
+    """What seed racing did in this run, and whether it changed the best configuration."""
+    if not spec.race_seeds:
+        return
+    from tune.race import race_summary
+
+    print(race_summary(spec.directory, spec.name, searcher.race_rounds, spec.race_seeds), file=sys.stderr)
 
 
 def _legacy_tuner(spec: StudySpec, experiment: Experiment, space: SearchSpace | None, restore: bool) -> Any:

@@ -34,9 +34,10 @@ SAMPLERS = ("tpe", "nsga2", "gp", "random")
 
 # Settings that may change between runs of one study: a resumed study may move to another
 # machine or device, log differently or run more trials at once. A cohort search may also grow
-# (--trials) and train in other cohort sizes: the journal, not the Ray run, is its record.
+# (--trials, --race-seeds) and train in other cohort sizes: the journal and the records, not the
+# Ray run, are its record.
 _MAY_CHANGE = {"space", "wandb", "max_concurrent", "checkpoint_every_s", "device", "engine", "gpus_per_trial"}
-_MAY_CHANGE_IN_COHORT_SEARCH = {"trials", "cohort", "max_failures", "cpus_per_trial"}
+_MAY_CHANGE_IN_COHORT_SEARCH = {"trials", "cohort", "max_failures", "cpus_per_trial", "race_seeds"}
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ class StudySpec:
     constraints: tuple[str, ...] = ()  # search: bounds on objectives, e.g. 'recon<=2e-05'
     layout: str | None = None  # 'cohort': configurations recorded in trials/<number>/ (analysis.record)
     cohort: int | None = None  # configurations per Ray trial (None: sized to the cluster)
+    race_seeds: int = 0  # cohort search: seed racing's budget in model trainings (tune.race)
 
     @property
     def directory(self) -> Path:

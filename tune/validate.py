@@ -83,7 +83,8 @@ def run_validation(
         study = load_study(study_dir)
     except AnalysisError as err:
         raise UsageError(str(err)) from None
-    own = {int(s) for s in study.record.get("seeds") or ()}
+    own = {int(s) for s in study.record.get("seeds") or ()}  # and the seeds racing trained on
+    own |= {int(s) for s in study.seeds["seed"]} if "seed" in study.seeds else set()
     overlap = sorted(own & {int(s) for s in seeds})
     if overlap:
         raise UsageError(

@@ -18,14 +18,17 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
+from analysis.aggregate import aggregate
 from analysis.cli import status_text
 from analysis.objectives import objective
-from analysis.record import trial_record_dir
+from analysis.racing import race_seeds
+from analysis.record import race_record_dir, trial_record_dir
 from analysis.results import load_study
 from excolor.experiments import load_experiment
 from excolor.train import train
 from tune.cli import main
 from tune.cohort_searcher import CohortSearcher
+from tune.race import RacePlanner
 from tune.runner import default_cohort
 from tune.searcher import make_sampler
 from tune.space import SearchSpace
@@ -168,6 +171,116 @@ def test_a_rerun_reconciles_with_the_journal(tmp_path: Path) -> None:
     assert (third.retraining, third.to_ask) == (2, 2)
 
 
+def test_a_trial_half_asked_by_a_killed_driver_is_trained_under_its_own_number(tmp_path: Path) -> None:
+    """SIGKILL inside ``ask`` leaves a RUNNING trial with some parameters: the rest are sampled, none lost."""
+    first = _searcher(tmp_path, trials=3)
+    first.suggest("a")  # trials 0 and 1
+    study = _journal(tmp_path, "r")
+    half = study.ask()
+    half.suggest_float("lr_peak", 0.01, 1.0, log=True)  # the driver died before the others were written
+    second = _searcher(tmp_path, trials=3)
+    assert (second.retraining, second.to_ask) == (3, 0)
+    members = [m for c in (second.suggest("b"), second.suggest("c")) for m in c["cohort"]]
+    assert [m["number"] for m in members] == [0, 1, 2]
+    params = members[2]["params"]
+    assert set(params) == set(SearchSpace.default().distributions())
+    assert params["lr_peak"] == half.params["lr_peak"]
+    assert _journal(tmp_path, "r").trials[2].params == params  # the journal holds what is trained
+    assert len(_journal(tmp_path, "r").trials) == 3
+
+
+def _told(directory: Path, scores: list[float], seeds: list[int]) -> dict:
+    """A finished configuration's (or race block's) record and what its cohort reports for it."""
+    per_seed = {
+        "seed": np.array(seeds),
+        "score": np.array(scores),
+        "val_recon": np.full(len(seeds), 1e-5),
+        "collapsed": np.zeros(len(seeds), dtype=bool),
+        "diverged": np.zeros(len(seeds), dtype=bool),
+    }
+    values = aggregate(
+        {k: v for k, v in per_seed.items() if k not in ("seed", "diverged")}, diverged=per_seed["diverged"]
+    )
+    directory.mkdir(parents=True)
+    pd.DataFrame(per_seed).to_csv(directory / "seeds.csv", index=False)
+    (directory / "result.json").write_text(json.dumps({**values, "step": 40, "final": True}) + "\n")
+    return {"diverged": False, "values": values}
+
+
+def test_racing_trains_the_uncertain_configurations_on_common_race_seeds(tmp_path: Path) -> None:
+    def searcher(budget: int) -> CohortSearcher:
+        planner = RacePlanner(
+            study_dir=tmp_path, budget=budget, block=3, objectives=[objective("score"), objective("recon")]
+        )
+        return CohortSearcher(
+            study_dir=tmp_path,
+            study_name="r",
+            space=SearchSpace.default(),
+            objectives=[objective("score"), objective("recon")],
+            sampler=make_sampler("random", 0),
+            trials=4,
+            cohort=4,
+            race=planner,
+        )
+
+    first = searcher(budget=12)  # four race blocks of 3 seeds
+    assert [m["number"] for m in first.suggest("a")["cohort"]] == [0, 1, 2, 3]
+    assert first.suggest("wait") is None  # racing waits for the search's configurations
+    scores = {0: [0.7, 0.8, 0.9], 1: [0.9, 0.8, 0.7], 2: [0.2, 0.3, 0.2], 3: [0.1, 0.2, 0.1]}  # 0, 1: twins
+    told = {str(n): _told(trial_record_dir(tmp_path, n), s, [0, 1, 2]) for n, s in scores.items()}
+    first.on_trial_complete("a", {"results": json.dumps(told)})
+    race = first.suggest("b")["cohort"]
+    assert sorted(m["number"] for m in race) == [0, 1]  # the twins: the front cannot tell them apart
+    assert all(m["race"] == 1 and m["seeds"] == race_seeds(1, 3) for m in race)
+    assert race[0]["params"] == _journal(tmp_path, "r").trials[race[0]["number"]].params
+    assert first.suggest("c") is None  # the next round waits for this one
+    for m in race:
+        _told(race_record_dir(tmp_path, m["number"], 1), [0.8, 0.75, 0.85], race_seeds(1, 3))
+    first.on_trial_complete("b", {"results": json.dumps({})})
+    # The driver dies here. A rerun plans from the records: two blocks spent, two left, the twins still close.
+    second = searcher(budget=12)
+    assert second.pending == 0 and second.race_work()
+    race = second.suggest("d")["cohort"]
+    assert sorted(m["number"] for m in race) == [0, 1] and {m["race"] for m in race} == {2}
+    for m in race:
+        _told(race_record_dir(tmp_path, m["number"], 2), [0.8, 0.8, 0.8], race_seeds(2, 3))
+    second.on_trial_complete("d", {})
+    assert second.suggest("e") == "FINISHED"  # the budget is spent
+    assert not searcher(budget=12).race_work() and searcher(budget=18).race_work()  # a larger budget races on
+    assert [t.state for t in _journal(tmp_path, "r").trials] == [TrialState.COMPLETE] * 4  # Optuna untouched
+
+
+def test_a_raced_search_records_its_blocks_and_values_configurations_over_all_seeds(
+    ray_session, tmp_path: Path, capsys
+) -> None:
+    args = _search(tmp_path, "race", "--trials", "4", "--cohort", "4", "--race-seeds", "6")
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "seed racing:" in err
+    study_dir = tmp_path / "race"
+    assert [t.state for t in _journal(study_dir, "race").trials] == [TrialState.COMPLETE] * 4
+    loaded = load_study(study_dir)
+    blocks = 0
+    for number in range(4):
+        raced = sorted(trial_record_dir(study_dir, number).glob("race-*"))
+        blocks += len(raced)
+        for k, block in enumerate(raced, start=1):
+            assert block.name == f"race-{k}"
+            assert pd.read_csv(block / "seeds.csv")["seed"].tolist() == race_seeds(k, 3)
+        row = loaded.trials.set_index("trial_id").loc[f"{number:04d}"]
+        seeds = loaded.seeds[loaded.seeds["trial_id"] == f"{number:04d}"]
+        assert row["n_seeds"] == 3 * (1 + len(raced)) == len(seeds)
+        assert row["score_mean"] == pytest.approx(seeds["score"].mean())
+    assert 1 <= blocks <= 2  # 3 seeds at 40 steps leave the front unsure; 6 trainings pay for two blocks
+    capsys.readouterr()
+    assert main(args) == 0  # nothing left to race: no Ray trial, the same records
+    assert "0 to train" not in capsys.readouterr().err
+    assert sum(len(list(trial_record_dir(study_dir, n).glob("race-*"))) for n in range(4)) == blocks
+    first_race_seed = race_seeds(1, 3)[0]
+    assert main(["validate", str(study_dir), "--seeds", f"{first_race_seed}-{first_race_seed + 3}"]) == 2
+    assert "held-out seeds must be seeds the search never trained on" in capsys.readouterr().err
+
+
 def test_default_cohorts_fill_the_slots_and_cap_the_population() -> None:
     assert default_cohort(12, 8, slots=2, device="cpu") == 6
     assert default_cohort(1000, 16, slots=2, device="cpu") == 16
@@ -200,7 +313,8 @@ def test_a_stopped_cohort_search_resumes_with_the_exact_count(tmp_path: Path, si
     rerun = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     study = _journal(tmp_path / "kill", "kill")
-    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 8
+    reasons = {t.number: t.user_attrs.get("fail_reason") for t in study.trials if t.state != TrialState.COMPLETE}
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 8, (reasons, rerun.stderr[-3000:])
     after = {p.parent.name: p.stat().st_mtime_ns for p in records.glob("*/seeds.csv")}
     assert all(after[k] == v for k, v in before.items())  # finished configurations were not retrained
     assert len(after) == 8

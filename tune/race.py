@@ -1,0 +1,176 @@
+"""Seed racing in a cohort search: more seeds for the configurations the front is unsure of.
+
+After every configuration of the search is told, ``CohortSearcher`` asks this planner for rounds
+of race blocks: each round bootstraps the finished configurations' seeds (``analysis.racing``),
+takes those whose front membership is uncertain, most uncertain first, and trains each on its next
+block of race seeds -- as cohorts, like any configuration -- until none is uncertain or the seed
+budget (``--race-seeds``, model trainings in all) is spent. A block's results are recorded in
+``trials/<number>/race-<k>/``; the configuration's values in reports and fronts are then over all
+its seeds. Optuna keeps the values it was told on the search seeds: the sampler learned from them,
+and a finished Optuna trial cannot change.
+
+Everything is planned from the records on disk, so a rerun after a killed driver goes on where the
+race stood: finished blocks are kept and counted against the budget, unfinished ones trained again.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from analysis.objectives import Constraint, Objective
+from analysis.racing import front_probability, race_seeds, uncertain
+from analysis.record import RESULT_FILE, race_record_dirs, read_json_lines, trial_record_dir
+from analysis.results import trial_seeds
+
+__all__ = ["RacePlanner", "RaceRound", "race_summary"]
+
+
+@dataclass(frozen=True)
+class RaceRound:
+    """One round of the race: the front probabilities it was planned from and the blocks it trains."""
+
+    probability: dict[int, float]
+    members: list[dict[str, Any]]
+
+
+def _finished_blocks(trial_dir: Path) -> int:
+    """How many race blocks of a configuration have ended (their final line written)."""
+    n = 0
+    for d in race_record_dirs(trial_dir):
+        _, last, _, _ = read_json_lines(d / RESULT_FILE)
+        n += bool(last and last.get("final") is True)
+    return n
+
+
+class RacePlanner:
+    """Plans the race of one study from its records.
+
+    Args:
+        study_dir: the study directory.
+        budget: model trainings the race may spend in all (``--race-seeds``); 0 turns racing off.
+        block: seeds per race block (the study's seed count: every block as large as the search's).
+        objectives: the study's objectives.
+        constraints: the study's constraints (a configuration breaking one is off the front).
+        seed: seeds the bootstrap (with the number of finished blocks: a rerun plans the same round).
+    """
+
+    def __init__(
+        self,
+        *,
+        study_dir: Path,
+        budget: int,
+        block: int,
+        objectives: Sequence[Objective],
+        constraints: Sequence[Constraint] = (),
+        seed: int = 0,
+    ) -> None:
+        self._dir = study_dir
+        self.budget = max(0, int(budget))
+        self.block = max(1, int(block))
+        self._objectives = list(objectives)
+        self._constraints = list(constraints)
+        self._seed = int(seed)
+        self._handed: set[tuple[int, int]] = set()  # (number, block) given to Ray trials in this run
+        self.rounds: list[RaceRound] = []
+
+    def _done(self, numbers: Sequence[int]) -> dict[int, int]:
+        return {n: _finished_blocks(trial_record_dir(self._dir, n)) for n in numbers}
+
+    def spent(self, numbers: Sequence[int]) -> int:
+        """Model trainings spent: finished blocks on disk and blocks handed out in this run."""
+        done = self._done(numbers)
+        blocks = {(n, k) for n, d in done.items() for k in range(1, d + 1)} | self._handed
+        return len(blocks) * self.block
+
+    def plan(self, params: Mapping[int, Mapping[str, Any]]) -> RaceRound | None:
+        """The next round for the finished configurations ``params`` (number -> parameters); None when done.
+
+        Done means: racing is off, the budget cannot pay for one more block, or no configuration's
+        front membership is uncertain.
+        """
+        numbers = sorted(params)
+        left = self.budget - self.spent(numbers)
+        if left < self.block:
+            return None
+        per_seed = {}
+        for n in numbers:
+            seeds = trial_seeds(trial_record_dir(self._dir, n))
+            if seeds is not None and len(seeds.get("seed", ())):
+                per_seed[n] = seeds
+        done = self._done(numbers)
+        rng = np.random.default_rng([self._seed, sum(done.values())])
+        probability = front_probability(per_seed, self._objectives, constraints=self._constraints, rng=rng)
+        # a block handed out in this run that did not finish (its Ray trial failed) is not tried again
+        racing = [n for n in uncertain(probability) if (n, done[n] + 1) not in self._handed]
+        racing = racing[: left // self.block]
+        if not racing:
+            return None
+        members = []
+        for n in racing:
+            block = done[n] + 1
+            self._handed.add((n, block))
+            members.append(
+                {"number": n, "params": dict(params[n]), "seeds": race_seeds(block, self.block), "race": block}
+            )
+        plan = RaceRound(probability, members)
+        self.rounds.append(plan)
+        return plan
+
+
+def _best(values: Mapping[int, float], maximise: bool) -> int | None:
+    if not values:
+        return None
+    return (max if maximise else min)(values, key=lambda n: values[n])
+
+
+def race_summary(study_dir: Path, name: str, rounds: Sequence[RaceRound], budget: int) -> str:
+    """One paragraph: what racing did in this run and whether it changed the best configuration.
+
+    The best configuration is the best by the study's first objective among the feasible ones, on
+    the search seeds (what Optuna was told) and on all seeds (what the records now hold).
+    """
+    from analysis.objectives import feasible
+    from analysis.results import load_study
+
+    study = load_study(study_dir)
+    first = study.objectives[0]
+    done = study.done()
+    if study.optuna is None or not len(done):
+        return "seed racing: nothing finished to race"
+    numbers = done["number"].astype(int).tolist()
+    rows = {int(r["number"]): r for r in done.to_dict("records")}
+    ok = {n for n in numbers if feasible(rows[n], study.constraints)}
+    told = study.optuna[study.optuna["state"] == "COMPLETE"]
+    column = f"value/{first.name}"
+    search = {int(n): float(v) for n, v in zip(told["number"], told[column]) if int(n) in ok} if column in told else {}
+    raced = {n: float(rows[n][first.column]) for n in ok}
+    before, after = _best(search, first.maximise), _best(raced, first.maximise)
+    blocks = int(done["race_blocks"].fillna(0).sum())
+    n_raced = int((done["race_blocks"].fillna(0) > 0).sum())
+    block = len(study.record.get("seeds") or ()) or 1
+    parts = [
+        f"seed racing: {len(rounds)} round(s) in this run; {n_raced} configuration(s) raced on {blocks} block(s) of "
+        f"{block} seeds in all ({blocks * block} of {budget} trainings spent)"
+    ]
+    if before is not None and after is not None:
+
+        def shown(n: int) -> str:
+            r = rows[n]
+            sem = r.get("score_sem") if first.column == "score_mean" else None
+            spread = f" ± {sem:.3f}" if isinstance(sem, float) and math.isfinite(sem) else ""
+            return f"{n:04d} ({first.column} {float(r[first.column]):.4g}{spread} on {int(r['n_seeds'])} seeds)"
+
+        verdict = "unchanged by racing" if before == after else f"racing changed it from {before:04d}"
+        parts.append(
+            f"best {first.column} on the search seeds: {before:04d} ({search[before]:.4g}); on all seeds: "
+            f"{shown(after)}, {verdict}"
+        )
+    if budget - blocks * block >= block:
+        parts.append("no configuration's place on the front is uncertain any more")
+    return "; ".join(parts)
