@@ -81,7 +81,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     for kind, text in (
-        ("sweep", "grid over regularizer-weight multipliers x seed groups, one Ray Tune trial each"),
+        ("sweep", "grid over regularizer-weight multipliers x seed groups, trained in cohorts"),
         ("search", "multi-objective Optuna search of the schedule (keyframe values and times)"),
     ):
         q = command(kind, text)
@@ -118,6 +118,13 @@ def _build_parser() -> argparse.ArgumentParser:
             default=10.0,
             metavar="SECONDS",
             help="checkpoint a trial's population at most this often (always at the end)",
+        )
+        q.add_argument(
+            "--cohort",
+            type=positive_int,
+            metavar="C",
+            help="configurations trained together as one population per Ray trial (default: enough cohorts "
+            "to fill the cluster's trial slots, at most 256 models each on a CPU)",
         )
         if kind == "sweep":
             q.add_argument(
@@ -160,13 +167,6 @@ def _build_parser() -> argparse.ArgumentParser:
                 "--sampler-seed",
                 type=int,
                 help="seed of the Optuna sampler (default: drawn once when the study is made, then recorded)",
-            )
-            q.add_argument(
-                "--cohort",
-                type=positive_int,
-                metavar="C",
-                help="configurations trained together as one population per Ray trial (default: enough cohorts "
-                "to fill the cluster's trial slots, at most 256 models each on a CPU)",
             )
             q.add_argument(
                 "--race-seeds",

@@ -95,7 +95,8 @@ def study_command(args: argparse.Namespace) -> int:
     }
     space = None
     if args.command == "sweep":
-        spec = StudySpec(kind="sweep", scales=parse_scales(args.scale, experiment), **common)
+        scales = parse_scales(args.scale, experiment)
+        spec = StudySpec(kind="sweep", scales=scales, layout="cohort", cohort=args.cohort, **common)
     else:
         if per_trial != len(seeds):
             raise UsageError("search trains every trial on all of --seeds; leave out --seeds-per-trial")

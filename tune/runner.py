@@ -1,7 +1,10 @@
 """Running a study: build or restore the Tune run of a ``StudySpec`` and fit it.
 
-Running the same command again restores the study with ``Tuner.restore`` (searcher included) and
-finishes it: no duplicate trials, the requested trial count exactly.
+Every study made now is a cohort study: its configurations are recorded in ``trials/<number>/``
+and a rerun of the same command starts a fresh Tune run that trains only what the records (and a
+search's Optuna journal) say is unfinished -- no duplicate configurations, exactly the requested
+count, and no Ray state (pickles) opened. Studies made before cohorts still resume the old way,
+with ``Tuner.restore``, and only from a directory that is the user's own (``check_restorable``).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from tune.callbacks import study_callbacks
 from tune.errors import Interrupted
 from tune.searcher import fail_orphaned_trials, make_sampler, make_searcher
 from tune.session import check_resources, init_ray, prepare_environment, shutdown_embedded_ray
-from tune.spec import StudySpec, check_existing, study_lock, write_record
+from tune.spec import StudySpec, check_existing, check_restorable, study_lock, write_record
 from tune.trainable import TrialSettings, train_trial
 
 if TYPE_CHECKING:
@@ -85,10 +88,15 @@ def default_cohort(pending: int, seeds: int, *, slots: int, device: str) -> int:
     return max(1, min(cap, math.ceil(pending / max(1, slots))))
 
 
-def _cohort_searcher(spec: StudySpec, experiment: Experiment, space: SearchSpace) -> Any:
-    """The search's searcher, reconciled with the journal (no Ray needed yet)."""
+def _cohort_searcher(spec: StudySpec, experiment: Experiment, space: SearchSpace | None) -> Any:
+    """The study's searcher, reconciled with the journal (searches) or the records (sweeps); no Ray needed yet."""
     from tune.cohort_searcher import CohortSearcher
+    from tune.grid_searcher import GridSearcher, sweep_grid
     from tune.race import RacePlanner
+
+    if spec.kind == "sweep":
+        return GridSearcher(study_dir=spec.directory, grid=sweep_grid(spec.scales, spec.seed_groups()))
+    assert space is not None, "a search needs its space"
 
     objectives = [objective(n) for n in spec.objectives]
     constraints = [parse_constraint(c, experiment) for c in spec.constraints]
@@ -113,8 +121,8 @@ def _cohort_searcher(spec: StudySpec, experiment: Experiment, space: SearchSpace
     )
 
 
-def _cohort_tuner(spec: StudySpec, experiment: Experiment, space: SearchSpace, searcher: Any) -> Any:
-    """A fresh Tune run of the cohort search (never a restore: the journal is the record)."""
+def _cohort_tuner(spec: StudySpec, experiment: Experiment, space: SearchSpace | None, searcher: Any) -> Any:
+    """A fresh Tune run of the cohort study (never a restore: the journal and the records are its record)."""
     import ray
     from ray import tune
 
@@ -123,7 +131,8 @@ def _cohort_tuner(spec: StudySpec, experiment: Experiment, space: SearchSpace, s
     slots = int(ray.cluster_resources().get("CPU", 1) // spec.cpus_per_trial)
     if spec.max_concurrent:
         slots = min(slots, spec.max_concurrent)
-    searcher.cohort = spec.cohort or default_cohort(searcher.pending, len(spec.seeds), slots=slots, device=spec.device)
+    seeds = spec.seeds_per_trial
+    searcher.cohort = spec.cohort or default_cohort(searcher.pending, seeds, slots=slots, device=spec.device)
     settings = TrialSettings(
         experiment=experiment,
         steps=spec.steps,
@@ -139,7 +148,7 @@ def _cohort_tuner(spec: StudySpec, experiment: Experiment, space: SearchSpace, s
     tune_config = tune.TuneConfig(
         search_alg=searcher, num_samples=-1, max_concurrent_trials=spec.max_concurrent, reuse_actors=True
     )
-    done = int(spec.trials or 0) - searcher.pending
+    done = spec.total_trials() - searcher.pending
     return tune.Tuner(trainable, tune_config=tune_config, run_config=_run_config(spec, done=done))
 
 
@@ -178,7 +187,6 @@ def _run_study(
 ) -> Any:
     existing = check_existing(spec)
     if existing is not None and existing.layout == "cohort":
-        assert space is not None, "a search needs its space"
         write_study_record(existing.directory, existing.record())  # a grown --trials, a new --cohort
         searcher = _cohort_searcher(existing, experiment, space)
         if searcher.pending == 0 and not searcher.race_work():  # nothing to train: no Ray at all
@@ -186,11 +194,12 @@ def _run_study(
                 _print_cohort_start(existing, searcher, True, address)
                 _print_race(existing, searcher)
             return None
+    elif existing is not None and (existing.directory / "tuner.pkl").exists():
+        check_restorable(existing.directory)  # a study made before cohorts: Tuner.restore unpickles
     with _ray(address, spec):
         # the record is written once Ray is reached: an unreachable cluster leaves no trace
         spec = write_record(spec) if existing is None else existing
         if spec.layout == "cohort":
-            assert space is not None, "a search needs its space"
             searcher = _cohort_searcher(spec, experiment, space) if existing is None else searcher
             tuner = _cohort_tuner(spec, experiment, space, searcher)
             if progress:
@@ -282,9 +291,9 @@ def _graceful_stop() -> Iterator[list[int]]:
 
 def _print_cohort_start(spec: StudySpec, searcher: Any, resumed: bool, address: str | None) -> None:
     where = f"the Ray cluster at {address}" if address else "an embedded Ray"
-    parts = [f"{'continuing' if resumed else 'starting'} search {spec.name!r} in {spec.directory}:"]
+    parts = [f"{'continuing' if resumed else 'starting'} {spec.kind} {spec.name!r} in {spec.directory}:"]
     cohorts = f", cohorts of {searcher.cohort}" if searcher.pending else ""
-    parts.append(f"{spec.trials} configurations x {len(spec.seeds)} seeds{cohorts}")
+    parts.append(f"{spec.total_trials()} configurations x {spec.seeds_per_trial} seeds{cohorts}")
     if searcher.recovered:
         parts.append(f"{searcher.recovered} finished configuration(s) recovered from their records")
     if searcher.retraining:

@@ -27,7 +27,7 @@ from tune.errors import UsageError
 if TYPE_CHECKING:
     pass
 
-__all__ = ["LOCK_FILE", "SAMPLERS", "StudySpec", "check_existing", "study_lock", "write_record"]
+__all__ = ["LOCK_FILE", "SAMPLERS", "StudySpec", "check_existing", "check_restorable", "study_lock", "write_record"]
 
 SAMPLERS = ("tpe", "nsga2", "gp", "random")
 """Optuna samplers a search can use (``--sampler``)."""
@@ -147,6 +147,35 @@ def _difference(key: str, old: Any, new: Any) -> str:
         fields = [k for k in new if json.dumps(old.get(k)) != json.dumps(new[k])]
         return f"experiment: {old.get('name')!r} -> {new.get('name')!r} (differs in {', '.join(fields)})"
     return f"{key}: {old!r} -> {new!r}"
+
+
+_RAY_STATE = ("tuner.pkl", "trainable.pkl", "experiment_state-*.json", "searcher-state-*.pkl", "*.pkl")
+
+
+def check_restorable(directory: Path) -> None:
+    """Refuse to let Ray unpickle a study's state unless the study and its state files are the user's own.
+
+    Only studies made before cohorts resume through ``Tuner.restore``, which unpickles ``tuner.pkl``
+    and the searcher's state: running code from the directory. A directory that another user owns,
+    or whose state files another user could have written, is refused (the trust boundary, README).
+    """
+    uid = os.getuid()
+    paths = [directory] + sorted({p for pattern in _RAY_STATE for p in directory.glob(pattern)})
+    for path in paths:
+        st = path.lstat()
+        if path.is_symlink() or st.st_uid != uid or st.st_mode & 0o022:
+            why = (
+                "is a symbolic link"
+                if path.is_symlink()
+                else f"belongs to uid {st.st_uid}, not you ({uid})"
+                if st.st_uid != uid
+                else "is writable by other users"
+            )
+            raise UsageError(
+                f"{path} {why}: resuming this study (made before cohorts) would unpickle Ray's state from it, "
+                "and excolor resumes only from files that are yours alone; read it with `excolor status` "
+                "or `excolor report` (they never unpickle), or start a new study"
+            )
 
 
 LOCK_FILE = ".excolor.lock"

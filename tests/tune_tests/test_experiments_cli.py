@@ -139,7 +139,7 @@ def test_search_of_another_experiment_end_to_end(ray_session, tmp_path: Path, ca
 def test_sweep_scales_an_experiments_own_regularizer(ray_session, tmp_path: Path) -> None:
     args = ["sweep", "--experiment", "ex-2.1", "--name", "w", "--storage", str(tmp_path), "--seeds", "0"]
     assert main([*args, "--scale", "reg-polar=1,2", *QUICK]) == 0
-    trials = _trial_dirs(tmp_path / "w")
+    trials = _trial_dirs(tmp_path / "w" / "trials")
     peaks = sorted(max(load_experiment(t / "experiment.yaml").dopesheet.track("reg-polar").values) for t in trials)
     assert len(trials) == 2 and peaks[1] == pytest.approx(2 * peaks[0])
 

@@ -47,10 +47,13 @@ def test_sweep_end_to_end_and_rerun(ray_session, tmp_path: Path, capsys) -> None
         *QUICK,
     ]
     assert main(args) == 0
-    assert "4 done" in capsys.readouterr().out
+    out = capsys.readouterr()
+    assert "4 done" in out.out
+    assert "4 configurations x 2 seeds, cohorts of 2" in out.err  # two Ray trials fill the two CPUs
     study = tmp_path / "sw"
-    trials = _trial_dirs(study)
-    assert len(trials) == 4
+    assert json.loads((study / "study.json").read_text())["layout"] == "cohort"
+    trials = _trial_dirs(study / "trials")
+    assert [t.name for t in trials] == ["0000", "0001", "0002", "0003"]
     anchors = set()
     for t in trials:
         params = json.loads((t / "params.json").read_text())
@@ -61,9 +64,11 @@ def test_sweep_end_to_end_and_rerun(ray_session, tmp_path: Path, capsys) -> None
         last = json.loads((t / "result.json").read_text().splitlines()[-1])
         assert last["final"] and 0 <= last["score_mean"] <= 1
     assert {a: round(v, 6) for a, v in anchors} == {1.0: 0.1, 2.0: 0.2}
-    # Running the same command again finishes nothing twice.
+    # Running the same command again trains nothing: the records say every configuration is done.
+    before = {t.name: (t / "seeds.csv").stat().st_mtime_ns for t in trials}
     assert main(args) == 0
-    assert len(_trial_dirs(study)) == 4
+    assert "all trained" in capsys.readouterr().err
+    assert {t.name: (t / "seeds.csv").stat().st_mtime_ns for t in _trial_dirs(study / "trials")} == before
     assert load_study(study).counts()["done"] == 4
 
 
@@ -220,3 +225,30 @@ def test_trials_orphaned_by_a_killed_driver_are_marked_failed(tmp_path: Path) ->
     assert states == ["COMPLETE", "FAIL"]
     assert fail_orphaned_trials(tmp_path, "o") == 0
     assert fail_orphaned_trials(tmp_path / "none", "o") == 0  # sweeps have no journal
+
+
+@pytest.mark.parametrize("hostile", ["world-writable", "symlink"])
+def test_a_study_made_before_cohorts_is_not_unpickled_from_files_others_could_write(
+    tmp_path: Path, hostile: str
+) -> None:
+    """Resuming an old study unpickles Ray's state: only from files that are the user's alone."""
+    from analysis.record import write_study_record
+    from excolor.experiments import preset, to_dict
+    from tune.errors import UsageError
+    from tune.runner import run_study
+    from tune.spec import StudySpec
+
+    spec = StudySpec(
+        kind="sweep", name="old", storage=str(tmp_path), seeds=(0,), seeds_per_trial=1, experiment=to_dict(preset())
+    )
+    write_study_record(spec.directory, spec.record())  # no "layout": made before cohorts
+    pickle = spec.directory / "tuner.pkl"
+    if hostile == "symlink":
+        (tmp_path / "elsewhere.pkl").write_bytes(b"not yours")
+        pickle.symlink_to(tmp_path / "elsewhere.pkl")
+    else:
+        pickle.write_bytes(b"replaced")
+        pickle.chmod(0o666)
+    with pytest.raises(UsageError, match=r"tuner\.pkl (is writable by other users|is a symbolic link)"):
+        run_study(spec, preset(), progress=False)
+    assert pickle.read_bytes() in (b"replaced", b"not yours")  # untouched; Ray never started
