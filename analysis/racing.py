@@ -21,17 +21,28 @@ raced ``k`` times, so comparisons are paired) and far from the seeds anyone type
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
+import pandas as pd
 
 from analysis.aggregate import aggregate
 from analysis.objectives import Constraint, Objective, feasible
 from analysis.pareto import front_mask, pareto_ranks
 
+if TYPE_CHECKING:
+    from analysis.results import Study
+
 K = TypeVar("K", bound=Hashable)
 
-__all__ = ["RACE_SEED_BASE", "front_probability", "race_seeds", "uncertain"]
+__all__ = [
+    "RACE_SEED_BASE",
+    "best_before_and_after",
+    "front_probability",
+    "race_seeds",
+    "racing_table",
+    "uncertain",
+]
 
 RACE_SEED_BASE = 1_000_000
 """The first race seed: racing never trains a seed a researcher is likely to hold out."""
@@ -114,3 +125,52 @@ def uncertain(probability: Mapping[K, float], *, settle: float = 0.1) -> list[K]
         raise ValueError(f"settle must be in (0, 0.5), got {settle}")
     open_ = [k for k, p in probability.items() if settle < p < 1.0 - settle]
     return sorted(open_, key=lambda k: abs(probability[k] - 0.5))
+
+
+def _best(values: Mapping[str, float], maximise: bool) -> str | None:
+    finite = {k: v for k, v in values.items() if np.isfinite(v)}
+    if not finite:
+        return None
+    return (max if maximise else min)(finite, key=lambda k: finite[k])
+
+
+def racing_table(study: Study) -> pd.DataFrame:
+    """The study's raced configurations: each objective on the search seeds (as Optuna was told) and on all seeds.
+
+    Columns: ``trial_id``, ``race_blocks``, ``n_seeds``, ``search_<column>`` and ``<column>`` per
+    objective, ``score_sem``. Empty when nothing was raced.
+    """
+    done = study.done()
+    if "race_blocks" not in done or not (done["race_blocks"].fillna(0) > 0).any() or study.optuna is None:
+        return pd.DataFrame()
+    raced = done[done["race_blocks"].fillna(0) > 0]
+    told = study.optuna.set_index("number")
+    out = pd.DataFrame(
+        {"trial_id": raced["trial_id"], "race_blocks": raced["race_blocks"], "n_seeds": raced["n_seeds"]}
+    )
+    for o in study.objectives:
+        column = f"value/{o.name}"
+        search = [told[column].get(int(n), np.nan) if column in told else np.nan for n in raced["number"]]
+        out[f"search_{o.column}"] = search
+        out[o.column] = raced[o.column].to_numpy()
+    if "score_sem" in raced:
+        out["score_sem"] = raced["score_sem"].to_numpy()
+    return out.reset_index(drop=True)
+
+
+def best_before_and_after(study: Study) -> tuple[str | None, str | None]:
+    """The best feasible configuration by the first objective on the search seeds, and on all seeds."""
+    done = study.done()
+    if done.empty or study.optuna is None:
+        return None, None
+    first = study.objectives[0]
+    ok = [feasible(r, study.constraints) for r in done.to_dict("records")]
+    done = done[ok]
+    told = study.optuna[study.optuna["state"] == "COMPLETE"].set_index("number")
+    column = f"value/{first.name}"
+    search = {
+        str(t): float(told[column].get(int(n), np.nan)) if column in told else np.nan
+        for t, n in zip(done["trial_id"], done["number"])
+    }
+    everything = {str(t): float(v) for t, v in zip(done["trial_id"], done[first.column])}
+    return _best(search, first.maximise), _best(everything, first.maximise)

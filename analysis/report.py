@@ -373,6 +373,29 @@ def _validation_section(doc: _Document, study: Study) -> None:
         doc.table(format_table(table[[c for c in HELDOUT_COLUMNS if c in table.columns]]))
 
 
+def _racing_section(doc: _Document, study: Study) -> None:
+    """Seed racing: the raced configurations on the search seeds and on all their seeds."""
+    from analysis.racing import best_before_and_after, racing_table
+
+    table = racing_table(study)
+    if table.empty:
+        return
+    before, after = best_before_and_after(study)
+    first = study.objectives[0]
+    doc.heading("Seed racing")
+    verdict = (
+        f"The best {first.column} is {after} on all seeds, as on the search seeds."
+        if before == after
+        else f"Racing changed the best {first.column}: {before} on the search seeds, {after} on all seeds."
+    )
+    doc.para(
+        "Configurations whose place on the front the search seeds left uncertain (a bootstrap over seeds) "
+        "were trained on more seeds, in blocks common to all of them (excolor search --race-seeds). "
+        "search_: the values Optuna was told (search seeds only); the others rest on all n_seeds. " + verdict
+    )
+    doc.table(format_table(table))
+
+
 def _pareto_section(doc: _Document, study: Study, summary: FrontSummary) -> None:
     doc.heading("Pareto front")
     n = len(summary.done)
@@ -830,6 +853,7 @@ def write_report(
         if all_hand_sweep(study):
             _original_rule_section(doc, study)
         _distribution_section(doc, study, summary)
+        _racing_section(doc, study)
         _validation_section(doc, study)
         heading = "Best model" if seed is None and trial is None else "Chosen model"
         latex = _best_model_section(doc, study, chosen, out, heading=heading)

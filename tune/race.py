@@ -123,34 +123,19 @@ class RacePlanner:
         return plan
 
 
-def _best(values: Mapping[int, float], maximise: bool) -> int | None:
-    if not values:
-        return None
-    return (max if maximise else min)(values, key=lambda n: values[n])
-
-
 def race_summary(study_dir: Path, name: str, rounds: Sequence[RaceRound], budget: int) -> str:
     """One paragraph: what racing did in this run and whether it changed the best configuration.
 
-    The best configuration is the best by the study's first objective among the feasible ones, on
-    the search seeds (what Optuna was told) and on all seeds (what the records now hold).
+    The best configuration is the best feasible one by the study's first objective, on the search
+    seeds (what Optuna was told) and on all seeds (what the records now hold).
     """
-    from analysis.objectives import feasible
+    from analysis.racing import best_before_and_after
     from analysis.results import load_study
 
     study = load_study(study_dir)
-    first = study.objectives[0]
     done = study.done()
-    if study.optuna is None or not len(done):
+    if done.empty:
         return "seed racing: nothing finished to race"
-    numbers = done["number"].astype(int).tolist()
-    rows = {int(r["number"]): r for r in done.to_dict("records")}
-    ok = {n for n in numbers if feasible(rows[n], study.constraints)}
-    told = study.optuna[study.optuna["state"] == "COMPLETE"]
-    column = f"value/{first.name}"
-    search = {int(n): float(v) for n, v in zip(told["number"], told[column]) if int(n) in ok} if column in told else {}
-    raced = {n: float(rows[n][first.column]) for n in ok}
-    before, after = _best(search, first.maximise), _best(raced, first.maximise)
     blocks = int(done["race_blocks"].fillna(0).sum())
     n_raced = int((done["race_blocks"].fillna(0) > 0).sum())
     block = len(study.record.get("seeds") or ()) or 1
@@ -158,18 +143,16 @@ def race_summary(study_dir: Path, name: str, rounds: Sequence[RaceRound], budget
         f"seed racing: {len(rounds)} round(s) in this run; {n_raced} configuration(s) raced on {blocks} block(s) of "
         f"{block} seeds in all ({blocks * block} of {budget} trainings spent)"
     ]
+    before, after = best_before_and_after(study)
     if before is not None and after is not None:
-
-        def shown(n: int) -> str:
-            r = rows[n]
-            sem = r.get("score_sem") if first.column == "score_mean" else None
-            spread = f" ± {sem:.3f}" if isinstance(sem, float) and math.isfinite(sem) else ""
-            return f"{n:04d} ({first.column} {float(r[first.column]):.4g}{spread} on {int(r['n_seeds'])} seeds)"
-
-        verdict = "unchanged by racing" if before == after else f"racing changed it from {before:04d}"
+        first = study.objectives[0]
+        row = done.set_index("trial_id").loc[after]
+        sem = row.get("score_sem") if first.column == "score_mean" else None
+        spread = f" ± {sem:.3f}" if isinstance(sem, float) and math.isfinite(sem) else ""
+        verdict = "unchanged by racing" if before == after else f"racing changed it from {before}"
         parts.append(
-            f"best {first.column} on the search seeds: {before:04d} ({search[before]:.4g}); on all seeds: "
-            f"{shown(after)}, {verdict}"
+            f"best {first.column}: {after} ({float(row[first.column]):.4g}{spread} on {int(row['n_seeds'])} seeds), "
+            f"{verdict}"
         )
     if budget - blocks * block >= block:
         parts.append("no configuration's place on the front is uncertain any more")

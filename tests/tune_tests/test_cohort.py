@@ -21,7 +21,7 @@ from optuna.trial import TrialState
 from analysis.aggregate import aggregate
 from analysis.cli import status_text
 from analysis.objectives import objective
-from analysis.racing import race_seeds
+from analysis.racing import best_before_and_after, race_seeds, racing_table
 from analysis.record import race_record_dir, trial_record_dir
 from analysis.results import load_study
 from excolor.experiments import load_experiment
@@ -272,6 +272,15 @@ def test_a_raced_search_records_its_blocks_and_values_configurations_over_all_se
         assert row["n_seeds"] == 3 * (1 + len(raced)) == len(seeds)
         assert row["score_mean"] == pytest.approx(seeds["score"].mean())
     assert 1 <= blocks <= 2  # 3 seeds at 40 steps leave the front unsure; 6 trainings pay for two blocks
+    table = racing_table(loaded)
+    told = {t.number: t.values for t in _journal(study_dir, "race").trials}
+    assert len(table) == len([n for n in range(4) if list(trial_record_dir(study_dir, n).glob("race-*"))])
+    for row in table.to_dict("records"):
+        assert row["search_score_mean"] == pytest.approx(told[int(row["trial_id"])][0])  # what Optuna was told
+    before, after = best_before_and_after(loaded)
+    assert before == f"{max(told, key=lambda n: told[n][0]):04d}"
+    assert after == loaded.done().sort_values("score_mean")["trial_id"].iloc[-1]
+    assert f"best score_mean: {after}" in err
     capsys.readouterr()
     assert main(args) == 0  # nothing left to race: no Ray trial, the same records
     assert "0 to train" not in capsys.readouterr().err
