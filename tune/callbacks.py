@@ -122,14 +122,38 @@ def study_callbacks(spec: StudySpec, *, done: int = 0) -> list[Any]:
     callbacks = [_progress(spec, done)]
     if spec.wandb == "disabled":
         return callbacks
-    from ray.air.integrations.wandb import WandbLoggerCallback
+    import ray
+    from ray.air.integrations.wandb import WANDB_ENV_VAR, WandbLoggerCallback, _WandbLoggingActor
+    from ray.air.util.node import _force_on_current_node
+
+    class _KeyedLoggingActor(_WandbLoggingActor):  # type: ignore[misc]
+        """Ray's W&B logging actor, given the API key as an argument instead of through its runtime env."""
+
+        def __init__(self, *args: Any, api_key: str | None = None, **kwargs: Any) -> None:
+            if api_key:
+                os.environ[WANDB_ENV_VAR] = api_key
+            super().__init__(*args, **kwargs)
 
     class _Wandb(WandbLoggerCallback):  # type: ignore[misc]
-        """Ray's W&B callback, whose ``__del__`` cannot fail at interpreter exit.
+        """Ray's W&B callback, keeping the API key out of Ray's logs and failing quietly at exit.
 
-        NOTE(excolor): Ray's ``__del__`` calls ``ray.is_initialized()``; collected at interpreter
-        exit (after ``ray`` is torn down) it printed "Exception ignored in ... __del__" and a traceback.
+        NOTE(excolor): Ray hands ``WANDB_API_KEY`` to its logging actor in the actor's runtime env,
+        which Ray's runtime-env agent writes, in plaintext, to ``runtime_env_agent.log`` (mode 644)
+        in the session directory. Here the actor is made without a runtime env and gets the key as
+        an argument (kept in Ray's memory, never in a log); offline runs need no key and get none.
+        Ray's ``__del__`` calls ``ray.is_initialized()``; collected at interpreter exit (after
+        ``ray`` is torn down) it printed "Exception ignored in ... __del__" and a traceback.
         """
+
+        _logger_actor_cls = _KeyedLoggingActor
+
+        def _start_logging_actor(self, trial: Any, exclude_results: list[str], **wandb_init_kwargs: Any) -> None:
+            if not self._remote_logger_class:
+                options: dict[str, Any] = {"num_cpus": 0, "max_restarts": -1, "max_task_retries": -1}
+                options.update(_force_on_current_node())  # type: ignore[arg-type]  # as Ray, without runtime env
+                self._remote_logger_class = ray.remote(**options)(self._logger_actor_cls)  # type: ignore[assignment]
+            key = os.environ.get(WANDB_ENV_VAR) if spec.wandb == "online" else None
+            super()._start_logging_actor(trial, exclude_results, api_key=key, **wandb_init_kwargs)
 
         def __del__(self) -> None:
             with contextlib.suppress(Exception):

@@ -190,9 +190,12 @@ def test_status_of_a_non_study(tmp_path: Path, capsys) -> None:
     assert "not an excolor study" in capsys.readouterr().err
 
 
-def test_wandb_offline_logs_locally(ray_session, tmp_path: Path, monkeypatch) -> None:
-    """--wandb offline writes a local W&B run per trial and never reaches the network."""
-    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+def test_wandb_offline_logs_locally_and_keeps_the_api_key_out_of_rays_logs(
+    ray_session, tmp_path: Path, monkeypatch
+) -> None:
+    """--wandb offline writes a local W&B run per trial, never reaches the network, never logs the key."""
+    secret = "excolor-test-secret-5f3a9c1e7b"
+    monkeypatch.setenv("WANDB_API_KEY", secret)
     args = [
         "sweep",
         "--name",
@@ -209,6 +212,12 @@ def test_wandb_offline_logs_locally(ray_session, tmp_path: Path, monkeypatch) ->
     assert main(args) == 0
     runs = list((tmp_path / "wb").glob("*/wandb/offline-run-*"))
     assert len(runs) == 1
+    import ray
+
+    session = Path(ray._private.worker._global_node.get_session_dir_path())
+    leaks = [p for p in session.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+    assert leaks == []  # Ray's runtime-env agent logs an actor's env vars in plaintext
+    assert not [p for p in tmp_path.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
 
 
 def test_trials_orphaned_by_a_killed_driver_are_marked_failed(tmp_path: Path) -> None:
