@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tune.arguments import positive_int
-from tune.errors import Interrupted, UsageError
+from tune.errors import Interrupted, StorageFull, UsageError
 
 __all__ = ["main"]
 
@@ -307,6 +307,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Interrupted as err:
         print(f"excolor {args.command}: interrupted: {err}", file=sys.stderr)
         return 128 + err.signum
+    except StorageFull as err:
+        print(f"excolor {args.command}: error: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"excolor {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -29,6 +29,7 @@ from ray.tune.search import Searcher
 
 from analysis.objectives import Constraint, Objective, feasible
 from analysis.record import ERROR_FILE, RESULT_FILE, read_json_lines, trial_record_dir
+from tune.errors import storage_nearly_full
 from tune.searcher import CONSTRAINTS_ATTR, journal_storage
 
 if TYPE_CHECKING:
@@ -96,6 +97,7 @@ class CohortSearcher(Searcher):  # type: ignore[misc]
         self._race = race
         self._race_queue: list[dict[str, Any]] = []
         self.race_over = race is None or race.budget == 0  # no round left to plan
+        self.storage_full = False  # a Ray trial failed while the study's disk was full
         self._reconcile(space, trials)
 
     # ------------------------------------------------------------------------------ the journal
@@ -229,6 +231,8 @@ class CohortSearcher(Searcher):  # type: ignore[misc]
         return True  # the objectives are the study's, given at construction
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:  # type: ignore[override]
+        if self.storage_full:
+            return Searcher.FINISHED
         members: list[dict[str, Any]] = []
         while self._retrain and len(members) < self._cohort:
             number = self._retrain.pop(0)
@@ -252,11 +256,15 @@ class CohortSearcher(Searcher):  # type: ignore[misc]
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         numbers = self._live.pop(trial_id, [])
         self._racing.pop(trial_id, None)  # race blocks: their records are their result; Optuna was told
+        if error and storage_nearly_full(self._dir):
+            self.storage_full = True  # no FAIL for what a full disk stopped; nothing new is started
         results = cohort_results(result)
         for number in numbers:
             outcome = results.get(str(number)) or self._final_record(number)
             if outcome is not None:
                 self._tell(number, outcome)
+            elif error and self.storage_full:  # not the configuration's fault: trained again on a rerun
+                continue
             elif error:  # failed after its retries (FailureConfig): nothing to resume from
                 self._tell(number, None, why="its Ray trial failed; see that trial's error.txt")
             # else: stopped before it ended (an interrupted run): left RUNNING, trained again on a rerun

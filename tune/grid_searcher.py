@@ -18,6 +18,7 @@ from typing import Any
 from ray.tune.search import Searcher
 
 from analysis.record import ERROR_FILE, RESULT_FILE, read_json_lines, trial_record_dir, trial_state
+from tune.errors import storage_nearly_full
 
 __all__ = ["GridSearcher", "sweep_grid"]
 
@@ -57,6 +58,7 @@ class GridSearcher(Searcher):  # type: ignore[misc]
         self.retraining = 0
         self.recovered = 0  # (searches tell Optuna from records; a sweep's records are all there is)
         self.race_over = True
+        self.storage_full = False
         for member in grid:
             directory = trial_record_dir(study_dir, int(member["number"]))
             _, last, _, _ = read_json_lines(directory / RESULT_FILE)
@@ -103,6 +105,10 @@ class GridSearcher(Searcher):  # type: ignore[misc]
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         numbers = self._live.pop(trial_id, [])
+        if error and storage_nearly_full(self._dir):
+            self.storage_full = True  # not the configurations' fault: trained again on a rerun
+            self._todo = []
+            return
         if not error:
             return  # its records say how each configuration ended; an interrupted one is trained on a rerun
         for number in numbers:  # failed after its retries (FailureConfig): recorded as failed, not retrained

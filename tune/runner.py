@@ -14,6 +14,7 @@ import itertools
 import logging
 import math
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -24,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 from analysis.objectives import objective, parse_constraint
 from analysis.record import write_study_record
 from tune.callbacks import study_callbacks
-from tune.errors import Interrupted
-from tune.searcher import fail_orphaned_trials, make_sampler, make_searcher
+from tune.errors import Interrupted, StorageFull, is_storage_full, storage_nearly_full
+from tune.searcher import fail_orphaned_trials, journal_trials, make_sampler, make_searcher, run_seed
 from tune.session import check_resources, init_ray, prepare_environment, shutdown_embedded_ray
 from tune.spec import StudySpec, check_existing, check_restorable, study_lock, write_record
 from tune.trainable import TrialSettings, train_trial
@@ -100,13 +101,14 @@ def _cohort_searcher(spec: StudySpec, experiment: Experiment, space: SearchSpace
 
     objectives = [objective(n) for n in spec.objectives]
     constraints = [parse_constraint(c, experiment) for c in spec.constraints]
+    seed = run_seed(int(spec.sampler_seed or 0), journal_trials(spec.directory, spec.name))
     return CohortSearcher(
         study_dir=spec.directory,
         study_name=spec.name,
         space=space,
         objectives=objectives,
         constraints=constraints,
-        sampler=make_sampler(spec.sampler, int(spec.sampler_seed or 0), constrained=bool(spec.constraints)),
+        sampler=make_sampler(spec.sampler, seed, constrained=bool(spec.constraints)),
         trials=int(spec.trials or 0),
         race=RacePlanner(
             study_dir=spec.directory,
@@ -215,7 +217,14 @@ def _run_study(
                     file=sys.stderr,
                 )
         start = time.perf_counter()
-        results, stopped_by = _fit(tuner)
+        try:
+            results, stopped_by = _fit(tuner)
+        except Exception as err:  # Tune itself fails on a full disk (its state, a trial's error file)
+            if is_storage_full(err) or storage_nearly_full(spec.directory):
+                raise StorageFull(_full_message(spec)) from None
+            raise
+    if spec.layout == "cohort" and searcher.storage_full:
+        raise StorageFull(_full_message(spec))
     unfinished = spec.layout == "cohort" and (searcher.pending > 0 or searcher.live > 0 or not searcher.race_over)
     if stopped_by or unfinished:
         signum = stopped_by[0] if stopped_by else signal.SIGINT
@@ -240,6 +249,17 @@ def _run_study(
         if spec.layout == "cohort":
             _print_race(spec, searcher)
     return results
+
+
+def _full_message(spec: StudySpec) -> str:
+    try:
+        free = f"{shutil.disk_usage(spec.directory).free / 2**20:.0f} MiB free"
+    except OSError:
+        free = "free space unknown"
+    return (
+        f"the storage of {spec.kind} {spec.name!r} ({spec.directory}) ran out of space ({free}); the run stopped "
+        "cleanly: finished configurations are kept. Free some space and rerun the same command to train the rest"
+    )
 
 
 @contextlib.contextmanager

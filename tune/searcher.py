@@ -6,6 +6,7 @@ configuration, the hand schedule first. optuna-dashboard can watch it while the 
 
 from __future__ import annotations
 
+import os
 import warnings
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +19,15 @@ if TYPE_CHECKING:
     from tune.space import SearchSpace
     from tune.spec import StudySpec
 
-__all__ = ["CONSTRAINTS_ATTR", "fail_orphaned_trials", "journal_storage", "make_sampler", "make_searcher"]
+__all__ = [
+    "CONSTRAINTS_ATTR",
+    "fail_orphaned_trials",
+    "journal_storage",
+    "journal_trials",
+    "make_sampler",
+    "make_searcher",
+    "run_seed",
+]
 
 
 CONSTRAINTS_ATTR = "constraints"
@@ -50,12 +59,69 @@ def make_sampler(name: str, seed: int, *, constrained: bool = False) -> Any:
     return optuna.samplers.RandomSampler(seed=seed)
 
 
+def _drop_cut_line(path: Path) -> None:
+    """Cut a journal back to its last complete line.
+
+    A write that a full disk (or a kill) cut off leaves a last line without its newline; Optuna
+    skips it while it is last, but the next append would glue onto it and make the whole journal
+    unreadable. The cut line never took effect, so dropping it loses nothing.
+    """
+    try:
+        with path.open("rb+") as f:
+            size = f.seek(0, os.SEEK_END)
+            if size == 0:
+                return
+            f.seek(size - 1)
+            if f.read(1) == b"\n":
+                return
+            keep = 0
+            step = 1 << 16
+            end = size
+            while end > 0 and not keep:  # the last newline, read backwards in blocks
+                begin = max(0, end - step)
+                f.seek(begin)
+                block = f.read(end - begin)
+                at = block.rfind(b"\n")
+                keep = begin + at + 1 if at >= 0 else 0
+                end = begin
+            f.truncate(keep)
+    except FileNotFoundError:
+        return
+
+
 def journal_storage(directory: Path) -> Any:
-    """Optuna's journal storage on the study's ``optuna.journal``."""
+    """Optuna's journal storage on the study's ``optuna.journal`` (a cut-off last line dropped first)."""
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
+    _drop_cut_line(directory / JOURNAL_FILE)
     return JournalStorage(JournalFileBackend(str(directory / JOURNAL_FILE)))
+
+
+def journal_trials(directory: Path, name: str) -> int:
+    """How many trials the study ``name`` holds in the directory's journal (0 without one)."""
+    if not (directory / JOURNAL_FILE).is_file():
+        return 0
+    storage = journal_storage(directory)
+    for study in storage.get_all_studies():
+        if study.study_name == name:
+            return len(storage.get_all_trials(study._study_id, deepcopy=False))
+    return 0
+
+
+def run_seed(sampler_seed: int, asked: int) -> int:
+    """The sampler's seed for a run that finds ``asked`` trials in the journal.
+
+    The first run uses the recorded seed. A rerun must not draw the first run's random parameters
+    again (an extension or a resumed search would repeat its configurations): it seeds from the
+    recorded seed and the journal's length, so each run is reproducible and draws anew.
+
+    >>> run_seed(7, 0), run_seed(7, 12) != run_seed(7, 0), run_seed(7, 12) == run_seed(7, 12)
+    (7, True, True)
+    """
+    if asked == 0:
+        return sampler_seed
+    return (sampler_seed * 1_000_003 + asked * 7_919 + 1) % 2**32
 
 
 def make_searcher(spec: StudySpec, space: SearchSpace) -> Any:

@@ -477,3 +477,34 @@ def test_the_report_shows_held_out_results_beside_the_search(tmp_path: Path) -> 
     text = write_report(study).markdown.read_text()
     assert "## Held-out validation" in text and "### Seeds 10-12 (3 seeds)" in text
     assert "heldout_score" in text and "vs_hand_low" in text
+
+
+def test_a_rerun_draws_new_configurations_not_the_first_runs_again(tmp_path: Path) -> None:
+    """Reseeded from the journal's length: an extended or resumed search asks configurations it never asked."""
+    from dataclasses import replace
+
+    from excolor.experiments import preset, to_dict
+    from tune.runner import _cohort_searcher
+    from tune.spec import StudySpec
+
+    spec = StudySpec(
+        kind="search",
+        name="d",
+        storage=str(tmp_path),
+        seeds=(0,),
+        seeds_per_trial=1,
+        trials=3,
+        sampler="random",
+        sampler_seed=5,
+        experiment=to_dict(preset()),
+        layout="cohort",
+    )
+    spec.directory.mkdir()
+    first = _cohort_searcher(spec, preset(), SearchSpace.default())
+    first.cohort = 3
+    asked = [m["params"] for m in first.suggest("a")["cohort"]]
+    second = _cohort_searcher(replace(spec, trials=5), preset(), SearchSpace.default())
+    second.cohort = 5
+    more = [m["params"] for m in second.suggest("b")["cohort"]]
+    assert more[:3] == asked  # the unfinished three, under their own parameters
+    assert all(new != old for new in more[3:] for old in asked[1:])
