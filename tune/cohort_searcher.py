@@ -222,6 +222,11 @@ class CohortSearcher(Searcher):  # type: ignore[misc]
         return True
 
     @property
+    def race_queued(self) -> int:
+        """Race blocks planned and not yet handed to a Ray trial."""
+        return len(self._race_queue)
+
+    @property
     def race_rounds(self) -> list[Any]:
         return [] if self._race is None else self._race.rounds
 

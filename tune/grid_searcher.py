@@ -89,6 +89,8 @@ class GridSearcher(Searcher):  # type: ignore[misc]
     def race_work(self) -> bool:
         return False  # a sweep has no racing
 
+    race_queued = 0
+
     @property
     def race_rounds(self) -> list[Any]:
         return []

@@ -134,7 +134,8 @@ def _cohort_tuner(spec: StudySpec, experiment: Experiment, space: SearchSpace | 
     if spec.max_concurrent:
         slots = min(slots, spec.max_concurrent)
     seeds = spec.seeds_per_trial
-    searcher.cohort = spec.cohort or default_cohort(searcher.pending, seeds, slots=slots, device=spec.device)
+    work = searcher.pending + searcher.race_queued  # (later race rounds train in cohorts of this size too)
+    searcher.cohort = spec.cohort or default_cohort(work, seeds, slots=slots, device=spec.device)
     settings = TrialSettings(
         experiment=experiment,
         steps=spec.steps,
@@ -287,7 +288,9 @@ def _graceful_stop() -> Iterator[list[int]]:
     """SIGTERM stops the Tune run as Ctrl-C does (Tune's graceful stop, through SIGUSR1); yields the signals seen.
 
     Ray Tune handles SIGINT itself (it ends the run and returns); SIGTERM would kill the driver
-    mid-write. Tune's own "resume with Tuner.restore" advice is silenced: a rerun resumes.
+    mid-write. Tune's own "resume with Tuner.restore" advice is silenced (a rerun resumes), and so
+    is its "Failed to fetch metrics" warning for a trial stopped before its first report (the
+    records, not Tune's result files, say what a rerun trains).
     """
     seen: list[int] = []
     if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
@@ -299,26 +302,33 @@ def _graceful_stop() -> Iterator[list[int]]:
         os.kill(os.getpid(), signal.SIGUSR1)
 
     previous = signal.signal(signal.SIGTERM, on_term)
-    tune_logger = logging.getLogger("ray.tune.tune")
-    level = tune_logger.level
-    tune_logger.setLevel(logging.ERROR)
+    loggers = [logging.getLogger(n) for n in ("ray.tune.tune", "ray.tune.analysis.experiment_analysis")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
     try:
         yield seen
     finally:
         signal.signal(signal.SIGTERM, previous)
-        tune_logger.setLevel(level)
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 def _print_cohort_start(spec: StudySpec, searcher: Any, resumed: bool, address: str | None) -> None:
     where = f"the Ray cluster at {address}" if address else "an embedded Ray"
     parts = [f"{'continuing' if resumed else 'starting'} {spec.kind} {spec.name!r} in {spec.directory}:"]
-    cohorts = f", cohorts of {searcher.cohort}" if searcher.pending else ""
+    cohorts = f", cohorts of {searcher.cohort}" if searcher.pending or searcher.race_queued else ""
     parts.append(f"{spec.total_trials()} configurations x {spec.seeds_per_trial} seeds{cohorts}")
     if searcher.recovered:
         parts.append(f"{searcher.recovered} finished configuration(s) recovered from their records")
     if searcher.retraining:
         parts.append(f"{searcher.retraining} unfinished configuration(s) trained again under their own numbers")
     parts.append(f"{searcher.pending} to train on {where}" if searcher.pending else "all trained")
+    if searcher.race_queued:
+        parts.append(
+            f"seed racing: {searcher.race_queued} configuration(s) whose place on the front is uncertain get "
+            f"{spec.seeds_per_trial} more seeds each on {where}"
+        )
     print(" ".join(parts[:2]) + ("; " + "; ".join(parts[2:]) if parts[2:] else ""), file=sys.stderr)
 
 
