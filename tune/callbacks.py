@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import sys
@@ -65,6 +64,12 @@ def _progress(spec: StudySpec, done: int) -> Any:
                 return
             running = sum(t.status == "RUNNING" for t in trials)
             elapsed = now - self.start
+            if self.finished >= total:  # every configuration done: what runs is seed racing
+                self._say(
+                    f"... {self.finished}/{total} done; seed racing: {running} Ray trial(s) running; "
+                    f"{_duration(elapsed)} elapsed"
+                )
+                return
             new = self.finished - done
             eta = f"ETA {_duration(elapsed / new * (total - self.finished))}" if new else "ETA after the first results"
             best = ", best " + "  ".join(f"{k} {v:.4g}" for k, v in self.best.items()) if self.best else ""
@@ -122,42 +127,7 @@ def study_callbacks(spec: StudySpec, *, done: int = 0) -> list[Any]:
     callbacks = [_progress(spec, done)]
     if spec.wandb == "disabled":
         return callbacks
-    import ray
-    from ray.air.integrations.wandb import WANDB_ENV_VAR, WandbLoggerCallback, _WandbLoggingActor
-    from ray.air.util.node import _force_on_current_node
-
-    class _KeyedLoggingActor(_WandbLoggingActor):  # type: ignore[misc]
-        """Ray's W&B logging actor, given the API key as an argument instead of through its runtime env."""
-
-        def __init__(self, *args: Any, api_key: str | None = None, **kwargs: Any) -> None:
-            if api_key:
-                os.environ[WANDB_ENV_VAR] = api_key
-            super().__init__(*args, **kwargs)
-
-    class _Wandb(WandbLoggerCallback):  # type: ignore[misc]
-        """Ray's W&B callback, keeping the API key out of Ray's logs and failing quietly at exit.
-
-        NOTE(excolor): Ray hands ``WANDB_API_KEY`` to its logging actor in the actor's runtime env,
-        which Ray's runtime-env agent writes, in plaintext, to ``runtime_env_agent.log`` (mode 644)
-        in the session directory. Here the actor is made without a runtime env and gets the key as
-        an argument (kept in Ray's memory, never in a log); offline runs need no key and get none.
-        Ray's ``__del__`` calls ``ray.is_initialized()``; collected at interpreter exit (after
-        ``ray`` is torn down) it printed "Exception ignored in ... __del__" and a traceback.
-        """
-
-        _logger_actor_cls = _KeyedLoggingActor
-
-        def _start_logging_actor(self, trial: Any, exclude_results: list[str], **wandb_init_kwargs: Any) -> None:
-            if not self._remote_logger_class:
-                options: dict[str, Any] = {"num_cpus": 0, "max_restarts": -1, "max_task_retries": -1}
-                options.update(_force_on_current_node())  # type: ignore[arg-type]  # as Ray, without runtime env
-                self._remote_logger_class = ray.remote(**options)(self._logger_actor_cls)  # type: ignore[assignment]
-            key = os.environ.get(WANDB_ENV_VAR) if spec.wandb == "online" else None
-            super()._start_logging_actor(trial, exclude_results, api_key=key, **wandb_init_kwargs)
-
-        def __del__(self) -> None:
-            with contextlib.suppress(Exception):
-                super().__del__()
+    from tune.wandb_logging import wandb_callback
 
     os.environ.setdefault("WANDB_DIR", str(spec.directory))
-    return [*callbacks, _Wandb(project="excolor", group=spec.name, mode=spec.wandb, log_config=True)]
+    return [*callbacks, wandb_callback(spec)]

@@ -13,6 +13,7 @@ from optuna.storages.journal import JournalFileBackend
 
 from analysis.results import load_study
 from excolor.dopesheet import Dopesheet
+from tests.tune_tests.wandb_records import history, run_config
 from tune.cli import main
 from tune.space import SearchSpace
 
@@ -212,6 +213,16 @@ def test_wandb_offline_logs_locally_and_keeps_the_api_key_out_of_rays_logs(
     assert main(args) == 0
     runs = list((tmp_path / "wb").glob("*/wandb/offline-run-*"))
     assert len(runs) == 1
+    (run_file,) = runs[0].glob("run-*.wandb")  # complete, in the study (not in Ray's session directory)
+    name, config = run_config(run_file)
+    assert name == "trial 0000"  # the id the CLI, the records and the report use
+    assert config["study"]["seeds"] == [0, 1] and config["study"]["steps"] == 40
+    assert config["study"]["experiment"]["name"] == "ex-2.9.1"
+    rows = history(run_file)
+    assert [r["step"] for r in rows if not r.get("final")] == [4, 8, 12, 16, 20, 24, 28, 32, 36, 40]
+    assert all("node_id" not in r and "results" not in r for r in rows)
+    final = rows[-1]
+    assert final["final"] is True and final["per_seed/nrows"] == 2 and final["configurations/nrows"] == 1
     import ray
 
     session = Path(ray._private.worker._global_node.get_session_dir_path())
