@@ -8,6 +8,7 @@ writes study records through ``record`` and reads objectives from ``objectives``
 - ``objectives``  objective names -> columns and directions, per experiment; constraints
 - ``aggregate``   per-seed results -> trial-level values (mean, std, q10, cvar10, fail rate)
 - ``validation``  held-out validations (``excolor validate``): records and the paired comparison
+- ``racing``      seed racing: front probability by bootstrap over seeds, race seeds, raced-value tables
 - ``results``     a study directory -> ``Study`` (its experiment, trials, per-seed rows, Optuna trials);
                   several side by side
 - ``pareto``      fronts, ranks, hypervolume (history), seed attainment (moocore); the §9.10 original rule
@@ -15,7 +16,9 @@ writes study records through ``record`` and reads objectives from ``objectives``
 - ``models``      checkpoints -> trained models of the experiment's kind and shape -> named-colour table
                   and error-vs-similarity data
 - ``plots``       matplotlib figures (PNG, no pyplot)
+- ``figures``     one model's figures: colour slices, latent views, per-colour errors
 - ``report``      report.md, self-contained report.html, best_model_table.tex, pareto.csv
+- ``train_report`` the report of an ``excolor train`` output directory
 - ``cli``         what ``excolor status``, ``pareto`` and ``report`` run
 
 ``write_report`` and ``ReportPaths`` are imported on first use: matplotlib is only paid for when a
@@ -41,7 +44,9 @@ from analysis.pareto import (
     pareto_ranks,
     seed_attainment,
 )
-from analysis.results import Study, StudyCollection, load_studies, load_study
+from analysis.racing import front_probability, racing_table
+from analysis.results import Study, StudyCollection, load_studies, load_study, trial_seeds
+from analysis.validation import Validation, heldout_table, read_validations
 
 __all__ = [
     "ALL_OBJECTIVES",
@@ -50,9 +55,12 @@ __all__ = [
     "ReportPaths",
     "Study",
     "StudyCollection",
+    "Validation",
     "domination_counts",
     "experiment_objectives",
     "front_mask",
+    "front_probability",
+    "heldout_table",
     "hypervolume",
     "hypervolume_history",
     "invalid_mask",
@@ -63,8 +71,11 @@ __all__ = [
     "original_front",
     "original_minimize",
     "pareto_ranks",
+    "racing_table",
+    "read_validations",
     "resolve_objectives",
     "seed_attainment",
+    "trial_seeds",
     "write_report",
 ]
 
