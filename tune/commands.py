@@ -216,6 +216,10 @@ def cluster_command(args: argparse.Namespace) -> int:
         print(
             f"run studies on it with --address {info.address}; stop it with `excolor cluster down --port {info.port}`"
         )
+        print(
+            f"inspect it with Ray's own CLI in token mode, as the cluster runs: "
+            f"RAY_AUTH_MODE=token ray status --address {info.address}"
+        )
         return 0
     n = cluster_down(port=args.port)
     print(
