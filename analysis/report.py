@@ -173,7 +173,10 @@ def _markdown_table(frame: pd.DataFrame) -> str:
 
 def _html_table(table: _Table) -> str:
     frame = table.frame
-    head = ("<th></th>" if table.swatches else "") + "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    # long column names may wrap after their underscores, so that tables fit the page
+    head = ("<th></th>" if table.swatches else "") + "".join(
+        f"<th>{html.escape(str(c)).replace('_', '_<wbr>')}</th>" for c in frame.columns
+    )
     rows = []
     for i, row in enumerate(frame.itertuples(index=False)):
         swatch = f'<td class="swatch" style="background:{table.swatches[i]}"></td>' if table.swatches else ""
@@ -418,7 +421,13 @@ def _pareto_section(doc: _Document, study: Study, summary: FrontSummary) -> None
         f"and 1 = worst of the done trials: {bounds}; reference point {DEFAULT_REFERENCE} in every normalised "
         f"objective, so the largest possible value is {DEFAULT_REFERENCE ** len(summary.objectives):.4g})."
     )
-    doc.table(format_table(front_table(summary)))
+    table = front_table(summary)
+    config = [c for c in table.columns if c.startswith("config/")]
+    doc.table(format_table(table.drop(columns=config)))
+    if config:  # a second table, so that each fits the page (pareto.csv has both side by side)
+        doc.para("The front's configurations (the settings that vary between done trials):")
+        named = table[["trial_id", *config]].rename(columns=lambda c: c.removeprefix("config/"))
+        doc.table(format_table(named))
     doc.para(
         "pareto_rank: 0 = non-dominated, 1 = non-dominated once rank 0 is removed, …; seed_attainment: the "
         "fraction of the trial's seeds on which it is non-dominated among all trials trained on that seed."
@@ -621,7 +630,7 @@ def _best_model_section(
     row = choice.seed_row
     metrics = ", ".join(f"{c} {_fmt(row[c])}" for c in _seed_metric_columns(study, list(row.index)))
     doc.para(f"Trial {choice.trial_id}, seed {choice.seed} ({choice.reason}): {metrics}.")
-    path = study.checkpoint(choice.trial_id)
+    path = study.checkpoint(choice.trial_id, seed=choice.seed)
     if path is None:
         doc.para("This trial kept no checkpoint: the colour table and scatter plots need the trained model.")
         return None

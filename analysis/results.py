@@ -242,9 +242,18 @@ class Study:
             sheet = sheet.stretched(steps)
         return sheet
 
-    def checkpoint(self, trial_id: str) -> Path | None:
-        """The trial's trained models: its ``population.pt`` (cohort searches) or latest
-        ``checkpoint_*/population.pt``; None if it kept none."""
+    def checkpoint(self, trial_id: str, seed: int | None = None) -> Path | None:
+        """The trial's trained models: its ``population.pt`` (cohort studies) or latest
+        ``checkpoint_*/population.pt``; None if it kept none.
+
+        With ``seed``, the file that holds that seed's model: a raced seed's is in its race block's
+        ``population.pt`` (``trials/NNNN/race-K/``).
+        """
+        if seed is not None:
+            for d in race_record_dirs(self.trial_path(trial_id)):
+                params = _read_json_object(d / PARAMS_FILE) or {}
+                if seed in (params.get("seeds") or ()) and (d / POPULATION_FILE).is_file():
+                    return d / POPULATION_FILE
         own = self.trial_path(trial_id) / POPULATION_FILE
         if own.is_file():
             return own

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -148,3 +150,45 @@ def test_report_command_prints_what_it_wrote(sweep: Path, tmp_path: Path, capsys
         assert f"{tmp_path / 'r' / name}" in text
     with pytest.raises(AnalysisError, match="does not exist"):
         report_command(tmp_path / "nothing", None)
+
+
+_PROBE = """<script>
+window.addEventListener("load", () => {
+  const images = [...document.images];
+  const broken = images.filter((i) => !i.complete || i.naturalWidth === 0).length;
+  const wide = document.documentElement.scrollWidth - window.innerWidth;
+  const over = [...document.querySelectorAll("table, img, pre")].filter(
+    (e) => e.getBoundingClientRect().right > window.innerWidth + 1).length;
+  document.title = `probe images=${images.length} broken=${broken} overflow=${wide} outside=${over}`;
+});
+</script>"""
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs the chromium browser (headless)")
+def test_the_html_report_fits_1400_pixels_and_every_image_renders(sweep: Path, tmp_path: Path) -> None:
+    """The report in headless Chromium at 1,400 px: no horizontal overflow, no broken image."""
+    paths = write_report(sweep, tmp_path / "out")
+    page = paths.html.read_text()
+    assert "<script" not in page  # self-contained and static: the probe below is the test's own
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.replace("</body>", _PROBE + "</body>"))
+    run = subprocess.run(
+        [
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--window-size=1400,1000",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            probe.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    found = re.search(r"<title>probe images=(\d+) broken=(\d+) overflow=(-?\d+) outside=(\d+)</title>", run.stdout)
+    assert found, run.stderr[-2000:]
+    images, broken, overflow, outside = (int(g) for g in found.groups())
+    assert images >= 3 and broken == 0
+    assert overflow <= 0 and outside == 0
