@@ -38,10 +38,31 @@ if TYPE_CHECKING:
     from tune.race import RacePlanner
     from tune.space import SearchSpace
 
-__all__ = ["CohortSearcher", "cohort_results"]
+__all__ = ["CohortHandout", "CohortSearcher", "cohort_results"]
 
 
-class CohortSearcher(Searcher):  # type: ignore[misc]
+class CohortHandout(Searcher):  # type: ignore[misc]
+    """What every cohort searcher shares: the cohort size, and objectives that are the study's own."""
+
+    def __init__(self, cohort: int) -> None:
+        super().__init__(metric=None, mode=None)
+        self._cohort = max(1, int(cohort))
+        self.storage_full = False  # a Ray trial failed while the study's disk was full
+
+    @property
+    def cohort(self) -> int:
+        """Configurations per Ray trial."""
+        return self._cohort
+
+    @cohort.setter
+    def cohort(self, size: int) -> None:
+        self._cohort = max(1, int(size))
+
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
+        return True  # the objectives are the study's, given at construction
+
+
+class CohortSearcher(CohortHandout):
     """Optuna ask/tell in batches behind Ray Tune's ``Searcher`` API.
 
     Args:
@@ -71,13 +92,12 @@ class CohortSearcher(Searcher):  # type: ignore[misc]
     ) -> None:
         import optuna
 
-        super().__init__(metric=None, mode=None)
+        super().__init__(cohort)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self._dir = study_dir
         self._objectives = list(objectives)
         self._constraints = list(constraints)
         self._distributions = space.distributions()
-        self._cohort = cohort
         self._study = optuna.create_study(
             study_name=study_name,
             storage=journal_storage(study_dir),
@@ -97,7 +117,6 @@ class CohortSearcher(Searcher):  # type: ignore[misc]
         self._race = race
         self._race_queue: list[dict[str, Any]] = []
         self.race_over = race is None or race.budget == 0  # no round left to plan
-        self.storage_full = False  # a Ray trial failed while the study's disk was full
         self._reconcile(space, trials)
 
     # ------------------------------------------------------------------------------ the journal
@@ -152,14 +171,6 @@ class CohortSearcher(Searcher):  # type: ignore[misc]
     def live(self) -> int:
         """Configurations (and race blocks) handed to Ray trials that have not ended."""
         return sum(len(v) for v in self._live.values()) + sum(len(v) for v in self._racing.values())
-
-    @property
-    def cohort(self) -> int:
-        return self._cohort
-
-    @cohort.setter
-    def cohort(self, size: int) -> None:
-        self._cohort = max(1, int(size))
 
     def _final_record(self, number: int) -> dict[str, Any] | None:
         """What configuration ``number``'s record says it ended with, if it ended."""
@@ -231,9 +242,6 @@ class CohortSearcher(Searcher):  # type: ignore[misc]
         return [] if self._race is None else self._race.rounds
 
     # ------------------------------------------------------------------------------ Searcher API
-
-    def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
-        return True  # the objectives are the study's, given at construction
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:  # type: ignore[override]
         if self.storage_full:

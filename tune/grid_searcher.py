@@ -18,6 +18,7 @@ from typing import Any
 from ray.tune.search import Searcher
 
 from analysis.record import ERROR_FILE, RESULT_FILE, read_json_lines, trial_record_dir, trial_state
+from tune.cohort_searcher import CohortHandout
 from tune.errors import storage_nearly_full
 
 __all__ = ["GridSearcher", "sweep_grid"]
@@ -40,7 +41,7 @@ def sweep_grid(
     return grid
 
 
-class GridSearcher(Searcher):  # type: ignore[misc]
+class GridSearcher(CohortHandout):
     """Cohorts of a sweep's unfinished configurations, in grid order.
 
     Args:
@@ -50,15 +51,13 @@ class GridSearcher(Searcher):  # type: ignore[misc]
     """
 
     def __init__(self, *, study_dir: Path, grid: Sequence[dict[str, Any]], cohort: int = 1) -> None:
-        super().__init__(metric=None, mode=None)
+        super().__init__(cohort)
         self._dir = study_dir
-        self._cohort = cohort
         self._live: dict[str, list[int]] = {}
         self._todo: list[dict[str, Any]] = []
         self.retraining = 0
         self.recovered = 0  # (searches tell Optuna from records; a sweep's records are all there is)
         self.race_over = True
-        self.storage_full = False
         for member in grid:
             directory = trial_record_dir(study_dir, int(member["number"]))
             _, last, _, _ = read_json_lines(directory / RESULT_FILE)
@@ -78,14 +77,6 @@ class GridSearcher(Searcher):  # type: ignore[misc]
         """Configurations handed to Ray trials that have not ended."""
         return sum(len(v) for v in self._live.values())
 
-    @property
-    def cohort(self) -> int:
-        return self._cohort
-
-    @cohort.setter
-    def cohort(self, size: int) -> None:
-        self._cohort = max(1, int(size))
-
     def race_work(self) -> bool:
         return False  # a sweep has no racing
 
@@ -94,9 +85,6 @@ class GridSearcher(Searcher):  # type: ignore[misc]
     @property
     def race_rounds(self) -> list[Any]:
         return []
-
-    def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
-        return True
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:  # type: ignore[override]
         if not self._todo:

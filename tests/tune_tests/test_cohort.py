@@ -121,7 +121,7 @@ def test_two_studies_draw_different_sampler_seeds(tmp_path: Path) -> None:
     assert len(seeds) == 3 and all(isinstance(s, int) for s in seeds)
 
 
-def _searcher(tmp_path: Path, trials: int, cohort: int = 2) -> CohortSearcher:
+def _searcher(tmp_path: Path, trials: int, cohort: int = 2, race: RacePlanner | None = None) -> CohortSearcher:
     return CohortSearcher(
         study_dir=tmp_path,
         study_name="r",
@@ -130,6 +130,7 @@ def _searcher(tmp_path: Path, trials: int, cohort: int = 2) -> CohortSearcher:
         sampler=make_sampler("random", 0),
         trials=trials,
         cohort=cohort,
+        race=race,
     )
 
 
@@ -212,16 +213,7 @@ def test_racing_trains_the_uncertain_configurations_on_common_race_seeds(tmp_pat
         planner = RacePlanner(
             study_dir=tmp_path, budget=budget, block=3, objectives=[objective("score"), objective("recon")]
         )
-        return CohortSearcher(
-            study_dir=tmp_path,
-            study_name="r",
-            space=SearchSpace.default(),
-            objectives=[objective("score"), objective("recon")],
-            sampler=make_sampler("random", 0),
-            trials=4,
-            cohort=4,
-            race=planner,
-        )
+        return _searcher(tmp_path, trials=4, cohort=4, race=planner)
 
     first = searcher(budget=12)  # four race blocks of 3 seeds
     assert [m["number"] for m in first.suggest("a")["cohort"]] == [0, 1, 2, 3]
