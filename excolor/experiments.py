@@ -82,8 +82,9 @@ __all__ = [
     "to_yaml",
 ]
 
-PRESETS = ("ex-2.9.1", "ex-2.10.1", "ex-2.8", "ex-2.4", "ex-2.1")
-"""Shipped experiments (science.md §4.5, §4.6, §5.4), the default first."""
+PRESETS = ("ex-2.9.1", "ex-2.9.1-tuned", "ex-2.10.1", "ex-2.8", "ex-2.4", "ex-2.1")
+"""Shipped experiments (science.md §4.5, §4.6, §5.4), the default first; ``ex-2.9.1-tuned`` is
+Ex 2.9.1 with the schedule excolor's own search and held-out validation chose (its file says how)."""
 
 DEFAULT_EXPERIMENT = PRESETS[0]
 

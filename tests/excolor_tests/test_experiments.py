@@ -71,8 +71,8 @@ def _preset_csv(name: str) -> str:
 
 
 def test_preset_list() -> None:
-    """The five shipped experiments, the default (Ex 2.9.1) first, each with a YAML and a CSV."""
-    assert PRESETS == ("ex-2.9.1", "ex-2.10.1", "ex-2.8", "ex-2.4", "ex-2.1")
+    """The six shipped experiments, the default (Ex 2.9.1) first, each with a YAML and a CSV."""
+    assert PRESETS == ("ex-2.9.1", "ex-2.9.1-tuned", "ex-2.10.1", "ex-2.8", "ex-2.4", "ex-2.1")
     for name in PRESETS:
         assert (PRESET_DIR / f"{name}.yaml").is_file()
         assert (PRESET_DIR / f"{name}-dopesheet.csv").is_file()
@@ -155,6 +155,7 @@ def test_default_preset_is_the_science_of_ex_2_9_1() -> None:
 # The step each dopesheet row resolves to (science.md §5.3, §5.4), placeholder rows included.
 PRESET_ROWS = {
     "ex-2.9.1": (1501, [0, 10, 248, 750, 1425, 1500]),
+    "ex-2.9.1-tuned": (1501, [0, 10, 588, 750, 1222, 1500]),  # the search moved the ramp end and fade start
     "ex-2.10.1": (1501, [0, 10, 248, 495, 750, 1125, 1425, 1500]),
     "ex-2.8": (3001, [0, 10, 500, 1000, 2800, 3000]),
     "ex-2.4": (3001, [0, 10, 100, 500, 700, 1000, 2800, 3000]),
@@ -243,6 +244,12 @@ PRESET_TERMS = {
         ("anti-anchor", AntiAnchor, "bottleneck", None, [-1, 0, 0, 0, 0], {"hemi": True}, BOTH),
         ("anti-subspace", AxisAlignedSubspace, "bottleneck", None, None, {"dims": [0], "invert": True}, TRAIN),
     ],
+    "ex-2.9.1-tuned": [
+        ("separate", Separate, "bottleneck", None, None, {"power": 100.0, "shift": True}, TRAIN),
+        ("anchor", AngularAnchor, "bottleneck", {"red": 1.0}, [1, 0, 0, 0, 0], {}, BOTH),
+        ("anti-anchor", AntiAnchor, "bottleneck", None, [-1, 0, 0, 0, 0], {"hemi": True}, BOTH),
+        ("anti-subspace", AxisAlignedSubspace, "bottleneck", None, None, {"dims": [0], "invert": True}, TRAIN),
+    ],
     "ex-2.10.1": [
         ("separate", Separate, "bottleneck", None, None, {"power": 100.0, "shift": True}, TRAIN),
         ("anchor", AngularAnchor, "bottleneck", {"red": 1.0}, [1, 0, 0, 0, 0], {}, BOTH),
@@ -299,6 +306,7 @@ HSV_LABELS = {
 # (model kind, (K, H, N), colour set, sampler, label names, interventions)
 PRESET_SHAPES = {
     "ex-2.9.1": ("CNColorMLP", (5, 16, 2), "rgb-grid", "uniform", ["red"], ("suppression",)),
+    "ex-2.9.1-tuned": ("CNColorMLP", (5, 16, 2), "rgb-grid", "uniform", ["red"], ("suppression",)),
     "ex-2.10.1": ("CNColorMLP", (5, 16, 2), "rgb-grid", "uniform", ["red"], ("suppression",)),
     "ex-2.8": ("CNColorMLP", (4, 16, 1), "hsv-cube", "bias", ["red", "vibrant", "desaturated"], ("suppression",)),
     "ex-2.4": ("CNColorMLP", (4, 16, 1), "hsv-cube", "bias", ["red", "vibrant"], ("suppression", "repulsion")),

@@ -463,3 +463,32 @@ def test_exponent_floats_are_numbers() -> None:
         "base: ex-2.9.1\nvalues:\n  - {name: a, prop: lr, steps: [750, 1425], low: 1e-3, high: 3.0E-1}\n"
     )
     assert (space.values[0].low, space.values[0].high) == (1e-3, 0.3)
+
+
+TUNED_0282 = {  # ex-2.9.1-tuned.yaml's header: trial 0282 of the 300-configuration search
+    "lr_warmup": 0.0039883507003782995,
+    "lr_peak": 0.11316469102903633,
+    "separate_peak": 0.07631471403738745,
+    "anchor_peak": 0.09942147733033002,
+    "anti_anchor_peak": 0.010608742643624044,
+    "anti_subspace_start": 0.08206785568031384,
+    "anti_subspace_mid": 0.0004368490233101359,
+    "ramp_end": 0.7807366211435601,
+    "fade_start": 0.6293408200918068,
+    "hidden": 16,
+}
+
+
+def test_the_tuned_preset_is_the_validated_point_of_the_shipped_space() -> None:
+    """ex-2.9.1-tuned is ex-2.9.1 with trial 0282's schedule: the space's point, at every step."""
+    from excolor.experiments import preset, to_dict
+
+    tuned, hand = preset("ex-2.9.1-tuned"), preset("ex-2.9.1")
+    sheet, hidden = SearchSpace.default().apply(TUNED_0282)
+    assert hidden == tuned.model.hidden == 16
+    assert sheet.length == tuned.dopesheet.length
+    for name in ["lr", "separate", "anchor", "anti-anchor", "anti-subspace"]:
+        steps = np.arange(sheet.length + 1)
+        assert np.array_equal(sheet.track(name).value_at(steps), tuned.dopesheet.track(name).value_at(steps)), name
+    same = {k: v for k, v in to_dict(tuned).items() if k not in ("name", "description", "dopesheet")}
+    assert same == {k: v for k, v in to_dict(hand).items() if k not in ("name", "description", "dopesheet")}
