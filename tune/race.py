@@ -82,9 +82,8 @@ class RacePlanner:
     def _done(self, numbers: Sequence[int]) -> dict[int, int]:
         return {n: _finished_blocks(trial_record_dir(self._dir, n)) for n in numbers}
 
-    def spent(self, numbers: Sequence[int]) -> int:
-        """Model trainings spent: finished blocks on disk and blocks handed out in this run."""
-        done = self._done(numbers)
+    def _spent(self, done: Mapping[int, int]) -> int:
+        """Model trainings spent: finished blocks (``done``: per configuration) and those handed out in this run."""
         blocks = {(n, k) for n, d in done.items() for k in range(1, d + 1)} | self._handed
         return len(blocks) * self.block
 
@@ -95,7 +94,8 @@ class RacePlanner:
         front membership is uncertain.
         """
         numbers = sorted(params)
-        left = self.budget - self.spent(numbers)
+        done = self._done(numbers)
+        left = self.budget - self._spent(done)
         if left < self.block:
             return None
         per_seed = {}
@@ -103,7 +103,6 @@ class RacePlanner:
             seeds = trial_seeds(trial_record_dir(self._dir, n))
             if seeds is not None and len(seeds.get("seed", ())):
                 per_seed[n] = seeds
-        done = self._done(numbers)
         rng = np.random.default_rng([self._seed, sum(done.values())])
         probability = front_probability(per_seed, self._objectives, constraints=self._constraints, rng=rng)
         # a block handed out in this run that did not finish (its Ray trial failed) is not tried again
@@ -123,7 +122,7 @@ class RacePlanner:
         return plan
 
 
-def race_summary(study_dir: Path, name: str, rounds: Sequence[RaceRound], budget: int) -> str:
+def race_summary(study_dir: Path, rounds: Sequence[RaceRound], budget: int) -> str:
     """One paragraph: what racing did in this run and whether it changed the best configuration.
 
     The best configuration is the best feasible one by the study's first objective, on the search

@@ -338,11 +338,11 @@ def _print_race(spec: StudySpec, searcher: Any) -> None:
         return
     from tune.race import race_summary
 
-    print(race_summary(spec.directory, spec.name, searcher.race_rounds, spec.race_seeds), file=sys.stderr)
+    print(race_summary(spec.directory, searcher.race_rounds, spec.race_seeds), file=sys.stderr)
 
 
 def _legacy_tuner(spec: StudySpec, experiment: Experiment, space: SearchSpace | None, restore: bool) -> Any:
-    """Sweeps, and searches made before cohorts: one configuration per Ray trial."""
+    """Studies made before cohorts: one configuration per Ray trial, resumed with ``Tuner.restore``."""
     from ray import tune
 
     settings = TrialSettings(
