@@ -67,9 +67,14 @@ def _mask(values: npt.ArrayLike | None, n: int, name: str) -> npt.NDArray[np.boo
     return a
 
 
-def _log_if_positive(ax: object, values: npt.NDArray[np.float64], axis: str) -> None:
+def _spans_decades(values: npt.NDArray[np.float64]) -> bool:
+    """Positive values spread over more than a factor 30: errors, best read on a log axis."""
     finite = values[np.isfinite(values)]
-    if len(finite) and (finite > 0).all() and finite.max() / finite.min() > 30:
+    return bool(len(finite) and (finite > 0).all() and finite.max() / finite.min() > 30)
+
+
+def _log_if_positive(ax: object, values: npt.NDArray[np.float64], axis: str) -> None:
+    if _spans_decades(values):
         getattr(ax, f"set_{axis}scale")("log")
 
 
@@ -135,11 +140,14 @@ def scatter_matrix_figure(
     names: Sequence[str],
     front: npt.ArrayLike | None = None,
     hand: npt.ArrayLike | None = None,
+    errors: Sequence[bool] | None = None,
 ) -> Figure:
     """All pairs of objectives ``(n, k)``: scatter plots off the diagonal, histograms on it.
 
     The front and the hand schedule are marked as in ``score_recon_figure``, so a trial that is only
-    good in one pair of objectives stands out.
+    good in one pair of objectives stands out. An error (``errors``: per column; default: every
+    column) whose values span more than a factor 30 gets log axes and log-spaced bins, so the front
+    is not crushed into a corner.
     """
     a = np.asarray(points, dtype=np.float64)
     if a.ndim != 2 or a.shape[1] != len(names) or a.shape[1] < 1:
@@ -150,35 +158,41 @@ def scatter_matrix_figure(
     size = max(2.0, 9.0 / k)
     fig = Figure(figsize=(size * k, size * k))
     axes = fig.subplots(k, k, squeeze=False)
+    error = list(errors) if errors is not None else [True] * k
+    log = [error[c] and _spans_decades(a[:, c]) for c in range(k)]
     for i in range(k):
         for j in range(k):
             ax = axes[i][j]
             if i == j:
                 values = a[:, i][np.isfinite(a[:, i])]
                 if len(values):
-                    ax.hist(values, bins=min(20, max(3, len(values))), color=_GREY, edgecolor="white")
-                    ax.hist(
-                        a[on_front, i][np.isfinite(a[on_front, i])],
-                        bins=min(20, max(3, len(values))),
-                        range=(values.min(), values.max()),
-                        color=_FRONT,
-                        alpha=0.6,
-                    )
+                    count = min(20, max(3, len(values)))
+                    lo, hi = values.min(), values.max()
+                    bins = np.geomspace(lo, hi, count + 1) if log[i] else np.linspace(lo, hi, count + 1)
+                    ax.hist(values, bins=bins, color=_GREY, edgecolor="white", label="all trials")
+                    front_values = a[on_front, i][np.isfinite(a[on_front, i])]
+                    ax.hist(front_values, bins=bins, color=_FRONT, alpha=0.6, label="front")
+                ax.set_title(f"{names[i]}: trials per bin", fontsize=7)
             else:
                 ax.scatter(a[~on_front, j], a[~on_front, i], s=8, color=_GREY)
                 ax.scatter(a[on_front, j], a[on_front, i], s=12, color=_FRONT)
                 if is_hand.any():
                     ax.scatter(a[is_hand, j], a[is_hand, i], marker="*", s=80, color=_HAND)
+                if log[i]:
+                    ax.set_yscale("log")
+            if log[j]:
+                ax.set_xscale("log")
             # Short tick labels and no shared offset text ("1e-5"), which would collide with the labels.
-            ax.xaxis.set_major_locator(MaxNLocator(3))
-            ax.xaxis.set_major_formatter(FormatStrFormatter("%.3g"))
-            if i != j:
+            if not log[j]:
+                ax.xaxis.set_major_locator(MaxNLocator(3))
+                ax.xaxis.set_major_formatter(FormatStrFormatter("%.3g"))
+            if i != j and not log[i]:
                 ax.yaxis.set_major_locator(MaxNLocator(3))
                 ax.yaxis.set_major_formatter(FormatStrFormatter("%.3g"))
             if i == k - 1:
-                ax.set_xlabel(names[j], fontsize=8)
+                ax.set_xlabel(names[j] + (" (log)" if log[j] else ""), fontsize=8)
             if j == 0:
-                ax.set_ylabel(names[i], fontsize=8)
+                ax.set_ylabel(names[i] + (" (log)" if log[i] and i != j else ""), fontsize=8)
             ax.tick_params(labelsize=6)
     fig.suptitle("Objectives pairwise (red: Pareto front, star: hand schedule)", fontsize=10)
     fig.tight_layout()
@@ -205,7 +219,8 @@ def schedules_figure(hand: Dopesheet, /, *, sheets: Mapping[str, Dopesheet]) -> 
     """One panel per property (lr, then each regularizer weight) over steps: ``sheets`` over the hand schedule.
 
     Args:
-        hand: the hand schedule (black, dashed, drawn on top).
+        hand: the hand schedule (a broad grey band drawn underneath, so that a trial with the hand
+            schedule itself stays visible on top of it).
         sheets: label -> schedule of each trial to show (e.g. the front's trials).
     """
     props = list(hand.props)
@@ -221,7 +236,7 @@ def schedules_figure(hand: Dopesheet, /, *, sheets: Mapping[str, Dopesheet]) -> 
             if prop in sheet.props:
                 ax.plot(np.arange(sheet.length), sheet.table([prop])[:, 0], color=colour, lw=1.2, label=label)
         if prop in hand.props:
-            ax.plot(np.arange(hand.length), hand.table([prop])[:, 0], "--", color=_HAND, lw=1.6, label="hand")
+            ax.plot(np.arange(hand.length), hand.table([prop])[:, 0], color="#bbbbbb", lw=5, label="hand", zorder=1)
         if prop == "lr":
             ax.set_yscale("log")
         ax.set_title(prop, fontsize=10)
@@ -234,6 +249,49 @@ def schedules_figure(hand: Dopesheet, /, *, sheets: Mapping[str, Dopesheet]) -> 
     if handles:
         fig.legend(handles, labels, loc="upper center", ncol=min(6, len(labels)), fontsize=8, bbox_to_anchor=(0.5, 1.0))
     fig.tight_layout(rect=(0, 0, 1, 0.95))
+    return fig
+
+
+def learning_curves_figure(
+    curves: Mapping[str, pd.DataFrame],
+    /,
+    *,
+    columns: Sequence[str],
+    highlight: Sequence[str] = (),
+    errors: Sequence[str] = (),
+) -> Figure:
+    """Each objective over training steps, one line per trial (``curves``: trial id -> ``step`` + columns).
+
+    Trials in ``highlight`` (the front) are drawn in colour and labelled, the others thin and grey.
+    A column in ``errors`` that spans decades gets a log axis.
+    """
+    fig = Figure(figsize=(6.4 * min(2, len(columns)), 3.4 * ((len(columns) + 1) // 2)))
+    axes = fig.subplots((len(columns) + 1) // 2, min(2, len(columns)), squeeze=False).ravel()
+    shown = [t for t in highlight if t in curves]
+    colours = {t: f"C{i % 10}" for i, t in enumerate(shown)}
+    for ax, column in zip(axes, columns):
+        values = []
+        for trial, frame in curves.items():
+            if column not in frame or trial in colours:
+                continue
+            ax.plot(frame["step"], frame[column], color=_GREY, lw=0.6, alpha=0.5, zorder=1)
+            values.append(frame[column].to_numpy(dtype=float))
+        for trial in shown:
+            frame = curves[trial]
+            if column in frame:
+                ax.plot(frame["step"], frame[column], color=colours[trial], lw=1.4, label=trial, zorder=2)
+                values.append(frame[column].to_numpy(dtype=float))
+        if values and column in errors:
+            _log_if_positive(ax, np.concatenate(values), "y")
+        ax.set_title(column, fontsize=10)
+        ax.set_xlabel("step", fontsize=8)
+        ax.grid(alpha=0.3)
+        ax.tick_params(labelsize=7)
+    for ax in axes[len(columns) :]:
+        ax.set_visible(False)
+    if shown:
+        axes[0].legend(fontsize=7, loc="best", title="front", title_fontsize=7)
+    fig.tight_layout()
     return fig
 
 

@@ -62,6 +62,7 @@ __all__ = [
     "race_record_dir",
     "race_record_dirs",
     "read_json_lines",
+    "read_reports",
     "read_study_record",
     "trial_directories",
     "trial_record_dir",
@@ -196,6 +197,23 @@ def read_json_lines(path: Path) -> tuple[dict[str, Any] | None, dict[str, Any] |
         if first is not None:
             break
     return first, last, len(lines) - bad, bad
+
+
+def read_reports(path: Path) -> list[dict[str, Any]]:
+    """Every complete report of a result.json, in order (unreadable lines skipped); [] without one."""
+    try:
+        lines = [ln for ln in read_bytes(path, limit=RECORD_LIMIT).splitlines() if ln.strip()]
+    except (OSError, UnreadableText):
+        return []
+    out = []
+    for line in lines:
+        try:
+            value = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+            continue
+        if isinstance(value, dict):
+            out.append(value)
+    return out
 
 
 def is_cohort_study(record: Mapping[str, Any]) -> bool:

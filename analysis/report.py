@@ -463,6 +463,7 @@ def _plots_section(doc: _Document, study: Study, summary: FrontSummary) -> None:
         "star: hand schedule.",
     )
     columns = [c for c in objective_columns(study) if c in done.columns and done[c].notna().any()]
+    minimised = {o.column for o in study.known_objectives if not o.maximise}
     if len(columns) >= 2:
         doc.figure(
             "objectives_matrix",
@@ -471,8 +472,9 @@ def _plots_section(doc: _Document, study: Study, summary: FrontSummary) -> None:
                 names=columns,
                 front=done["on_front"].to_numpy(),
                 hand=done["hand"].astype(bool).to_numpy(),
+                errors=[c in minimised for c in columns],
             ),
-            "All objectives pairwise (front over the study's objectives in red).",
+            "All objectives pairwise (front over the study's objectives in red); errors spanning decades on log axes.",
         )
     doc.figure(
         "hypervolume_history",
@@ -487,8 +489,39 @@ def _plots_section(doc: _Document, study: Study, summary: FrontSummary) -> None:
     doc.figure(
         "schedules",
         plots.schedules_figure(study.hand_dopesheet(), sheets=sheets),
-        f"Schedules of the front's trials (up to {_MAX_SCHEDULES}, by mean score) over the hand schedule (dashed).",
+        f"Schedules of the front's trials (up to {_MAX_SCHEDULES}, by mean score) over the hand schedule "
+        "(broad grey band).",
     )
+    curves = {str(t): study.history(str(t)) for t in done["trial_id"]}
+    columns = [o.column for o in summary.objectives if any(o.column in c for c in curves.values())]
+    if columns:
+        front_ids = summary.front.sort_values("score_mean", ascending=False)["trial_id"].astype(str)
+        doc.figure(
+            "learning_curves",
+            plots.learning_curves_figure(
+                curves, columns=columns, highlight=list(front_ids.head(_MAX_SCHEDULES)), errors=sorted(minimised)
+            ),
+            f"The study's objectives at every validation during training, one line per trial: the front's "
+            f"(up to {_MAX_SCHEDULES}) in colour, the others grey.",
+        )
+
+
+def _all_trials_section(doc: _Document, study: Study, summary: FrontSummary) -> None:
+    """Every done trial, best Pareto rank first: the front table's columns without the configuration."""
+    done = summary.done
+    if done.empty:
+        return
+    doc.heading("All trials")
+    counts = study.counts()
+    doc.para(
+        f"{len(done)} done trials by Pareto rank, then by {summary.objectives[0].column} "
+        f"({counts['failed']} failed and {counts['running']} running not shown); pareto.csv has the front "
+        "with every column."
+    )
+    first = summary.objectives[0]
+    ranked = done.sort_values(["pareto_rank", first.column], ascending=[True, not first.maximise], kind="stable")
+    table = front_table(summary, rows=ranked)
+    doc.table(format_table(table.drop(columns=[c for c in table.columns if c.startswith("config/")])))
 
 
 def _seed_metric_columns(study: Study, columns: Sequence[str]) -> list[str]:
@@ -862,6 +895,7 @@ def write_report(
         if all_hand_sweep(study):
             _original_rule_section(doc, study)
         _distribution_section(doc, study, summary)
+        _all_trials_section(doc, study, summary)
         _racing_section(doc, study)
         _validation_section(doc, study)
         heading = "Best model" if seed is None and trial is None else "Chosen model"

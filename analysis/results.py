@@ -61,6 +61,7 @@ from analysis.record import (
     is_cohort_study,
     race_record_dirs,
     read_json_lines,
+    read_reports,
     read_study_record,
     trial_state,
 )
@@ -241,6 +242,15 @@ class Study:
         if isinstance(steps, int) and steps >= 2 and steps != sheet.length:
             sheet = sheet.stretched(steps)
         return sheet
+
+    def history(self, trial_id: str) -> pd.DataFrame:
+        """The trial's reports during training: one row per validation, ``step`` and the values reported."""
+        rows = [
+            {k: v for k, v in r.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+            for r in read_reports(self.trial_path(trial_id) / RESULT_FILE)
+            if not r.get("final") and isinstance(r.get("step"), (int, float))
+        ]
+        return pd.DataFrame(rows).sort_values("step", kind="stable").reset_index(drop=True) if rows else pd.DataFrame()
 
     def checkpoint(self, trial_id: str, seed: int | None = None) -> Path | None:
         """The trial's trained models: its ``population.pt`` (cohort studies) or latest

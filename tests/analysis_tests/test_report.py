@@ -60,6 +60,9 @@ def test_report_of_a_sweep_with_a_checkpoint(sweep: Path, tmp_path: Path) -> Non
     assert "Front over max score_mean, min val_recon_mean: 2 of 3 done trials" in md
     assert "Hand schedule (trial t0): Pareto rank 0 (on the front)" in md
     assert "all 2 seeds diverged (test)" in md
+    # every done trial by Pareto rank, and the objectives over training steps
+    assert "## All trials" in md and "3 done trials by Pareto rank, then by score_mean" in md
+    assert {"learning_curves.png", "objectives_matrix.png", "schedules.png"} <= {f.name for f in paths.figures}
     assert "Trial t1, seed 0" in md  # front trial with the largest mean score, its §9.10 best seed
     # the §10.1 colour table: 17 colours, baseline and three deltas, 9 decimals
     assert "| colour | baseline | Δ ablated | Δ pruned | Δ suppression |" in md
@@ -192,3 +195,21 @@ def test_the_html_report_fits_1400_pixels_and_every_image_renders(sweep: Path, t
     images, broken, overflow, outside = (int(g) for g in found.groups())
     assert images >= 3 and broken == 0
     assert overflow <= 0 and outside == 0
+
+
+def test_errors_spanning_decades_get_log_axes_and_scores_stay_linear() -> None:
+    from analysis.plots import learning_curves_figure, scatter_matrix_figure
+
+    points = [[0.1, 1e-6], [0.5, 1e-4], [0.9, 1e-2]]
+    fig = scatter_matrix_figure(points, names=["score_mean", "val_recon_mean"], errors=[False, True])
+    axes = fig.axes  # row-major: [0][0] [0][1] [1][0] [1][1]
+    assert axes[0].get_xscale() == "linear" and axes[1].get_xscale() == "log"
+    assert axes[2].get_yscale() == "log" and axes[3].get_xscale() == "log"
+    assert axes[0].get_title() == "score_mean: trials per bin"
+    curves = {
+        t: pd.DataFrame({"step": [1, 2], "score_mean": [0.01, 0.9], "val_recon_mean": [1e-2, 1e-6]}) for t in "ab"
+    }
+    fig = learning_curves_figure(
+        curves, columns=["score_mean", "val_recon_mean"], highlight=["a"], errors=["val_recon_mean"]
+    )
+    assert [ax.get_yscale() for ax in fig.axes[:2]] == ["linear", "log"]
