@@ -157,6 +157,18 @@ def test_local_cluster_search_survives_a_lost_worker_node(tmp_path: Path) -> Non
     )
     assert up.returncode == 0, up.stderr
     try:
+        # the inspection command `up` prints works as printed (Ray's CLI needs the cluster's token mode)
+        command = f"RAY_AUTH_MODE=token ray status --address 127.0.0.1:{port}"
+        assert command in up.stdout
+        ray_cli = str(Path(sys.executable).parent / "ray")
+        status = subprocess.run(
+            [ray_cli, "status", "--address", f"127.0.0.1:{port}"],
+            env={**os.environ, "RAY_AUTH_MODE": "token"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert status.returncode == 0 and "Active:" in status.stdout, status.stderr[-2000:]
         study = tmp_path / "c"
         search = _cli(
             [

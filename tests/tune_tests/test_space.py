@@ -400,7 +400,12 @@ def test_yaml_syntax_error_gives_the_line() -> None:
         ("model.hidden", [16, 10, 16], "model.hidden[2]", "16 is listed twice"),
         # base
         ("base", "ex-2.9.2", "base", "or the path of a readable dopesheet CSV; no file"),
-        ("base", 291, "base", "(ex-2.9.1, ex-2.10.1, ex-2.8, ex-2.4, ex-2.1) or the path of a dopesheet CSV, got 291"),
+        (
+            "base",
+            291,
+            "base",
+            "(ex-2.9.1, ex-2.9.1-tuned, ex-2.10.1, ex-2.8, ex-2.4, ex-2.1) or the path of a dopesheet CSV, got 291",
+        ),
     ],
 )
 def test_field_errors(path: str, value: Any, field: str, reason: str) -> None:
