@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from analysis.train_report import load_train_run, write_train_report
 from excolor.experiments import PRESETS, preset
 from excolor.model import CNColorMLP
 from tests.analysis_tests._studies import FakeTrial, write_study
+from tests.analysis_tests.browser import browser_layout
 
 STEPS = 20
 
@@ -73,6 +75,15 @@ def test_train_report_of_ex_2_4_shows_its_own_interventions(run_2_4: Path, tmp_p
         assert re.search(rf"^\| {method} \| [0-9.e-]+ \| [0-9.e-]+ \|$", md, re.M), method
     _check_page(paths)
     assert paths.latex is not None and paths.latex.read_text().count(r"\\") == 1 + 17
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs the chromium browser (headless)")
+def test_the_train_report_fits_1400_pixels_and_every_image_renders(run_2_4: Path, tmp_path: Path) -> None:
+    """An `excolor train` output's report in headless Chromium at 1,400 px: no overflow, no broken image."""
+    paths = write_train_report(run_2_4, tmp_path / "out", seed=1)
+    layout = browser_layout(paths.html, tmp_path)
+    assert layout["images"] >= len(FULL_SET) and layout["broken"] == 0
+    assert layout["overflow"] <= 0 and layout["outside"] == 0
 
 
 def test_train_report_default_seed_and_errors(run_2_4: Path, tmp_path: Path) -> None:

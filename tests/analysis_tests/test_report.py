@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -14,6 +13,7 @@ from analysis.cli import pareto_command, report_command
 from analysis.errors import AnalysisError
 from analysis.report import write_report
 from tests.analysis_tests._studies import FakeTrial, write_study
+from tests.analysis_tests.browser import browser_layout
 
 HUES_AND_GREYS = [
     "red",
@@ -155,46 +155,13 @@ def test_report_command_prints_what_it_wrote(sweep: Path, tmp_path: Path, capsys
         report_command(tmp_path / "nothing", None)
 
 
-_PROBE = """<script>
-window.addEventListener("load", () => {
-  const images = [...document.images];
-  const broken = images.filter((i) => !i.complete || i.naturalWidth === 0).length;
-  const wide = document.documentElement.scrollWidth - window.innerWidth;
-  const over = [...document.querySelectorAll("table, img, pre")].filter(
-    (e) => e.getBoundingClientRect().right > window.innerWidth + 1).length;
-  document.title = `probe images=${images.length} broken=${broken} overflow=${wide} outside=${over}`;
-});
-</script>"""
-
-
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="needs the chromium browser (headless)")
 def test_the_html_report_fits_1400_pixels_and_every_image_renders(sweep: Path, tmp_path: Path) -> None:
     """The report in headless Chromium at 1,400 px: no horizontal overflow, no broken image."""
     paths = write_report(sweep, tmp_path / "out")
-    page = paths.html.read_text()
-    assert "<script" not in page  # self-contained and static: the probe below is the test's own
-    probe = tmp_path / "probe.html"
-    probe.write_text(page.replace("</body>", _PROBE + "</body>"))
-    run = subprocess.run(
-        [
-            "chromium",
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--window-size=1400,1000",
-            "--virtual-time-budget=5000",
-            "--dump-dom",
-            probe.as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    found = re.search(r"<title>probe images=(\d+) broken=(\d+) overflow=(-?\d+) outside=(\d+)</title>", run.stdout)
-    assert found, run.stderr[-2000:]
-    images, broken, overflow, outside = (int(g) for g in found.groups())
-    assert images >= 3 and broken == 0
-    assert overflow <= 0 and outside == 0
+    layout = browser_layout(paths.html, tmp_path)
+    assert layout["images"] >= 3 and layout["broken"] == 0
+    assert layout["overflow"] <= 0 and layout["outside"] == 0
 
 
 def test_errors_spanning_decades_get_log_axes_and_scores_stay_linear() -> None:
