@@ -16,7 +16,6 @@ configurations where all objectives' correlations are high.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -24,21 +23,8 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from analysis.errors import AnalysisError
-from analysis.record import RESULT_FILE, read_json_lines
+from analysis.record import RESULT_FILE, read_reports
 from analysis.results import load_study
-
-
-def _reports(path: Path) -> list[dict]:
-    """Every complete JSON line of a result.json, in order."""
-    out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(row, dict):
-            out.append(row)
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,11 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     columns = [o.column for o in study.objectives]
     finals, rungs = [], []
     for directory in study.done()["directory"]:
-        path = study.directory / str(directory) / RESULT_FILE
-        _, last, _, _ = read_json_lines(path)
+        reports = read_reports(study.directory / str(directory) / RESULT_FILE)
+        last = reports[-1] if reports else None
         if not last or last.get("final") is not True:
             continue
-        at = {int(r["step"]): r for r in _reports(path) if not r.get("final") and all(c in r for c in columns)}
+        at = {int(r["step"]): r for r in reports if not r.get("final") and all(c in r for c in columns)}
         finals.append(last)
         rungs.append(at)
     if len(finals) < 8:
