@@ -15,7 +15,6 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -35,6 +34,7 @@ __all__ = [
     "INTERVENTION_POWERS",
     "LOSS_CUBE_SHAPE",
     "EvaluationPlan",
+    "Method",
     "ablation_score",
     "concept_intervention",
     "cube_error_stats",
@@ -42,6 +42,7 @@ __all__ = [
     "intervention_correlations",
     "latent_layers",
     "loss_cube",
+    "method_errors",
     "model_plans",
     "named_color_latex",
     "named_color_table",
@@ -450,6 +451,29 @@ def population_correlations(population: Population, /, *, n: int = 20, concept_d
     return out
 
 
+Method = tuple[Sequence[int], Callable[[torch.Tensor], torch.Tensor] | None]
+"""How a model is scored: (pre-norm latent coordinates to ablate, a latent map or None)."""
+
+
+def method_errors(
+    population: Population, x: torch.Tensor, methods: Sequence[Method], *, engine: str = "torch"
+) -> list[FloatArray]:
+    """Per-colour MSE (S, N) float64 of every model on colours ``x`` (N, 3), one array per method.
+
+    ``engine`` ``kernel`` evaluates with the compiled per-model forward (``excolor.kernel_forward``,
+    equal to float tolerance and several times faster on the CPU); any other value, or a population
+    off the CPU, with ``Population.color_errors``.
+    """
+    if engine == "kernel" and population.flat.device.type == "cpu":
+        from excolor.kernel_forward import color_errors
+
+        return [e.double().numpy() for e in color_errors(population, x, methods)]
+    return [
+        population.color_errors(x, ablate=ablate, latent_map=latent_map).double().cpu().numpy()
+        for ablate, latent_map in methods
+    ]
+
+
 def concept_intervention(name: str | InterventionSpec, axis: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
     """The latent map of an intervention (a registered name or a spec) on the unit concept ``axis``.
 
@@ -469,17 +493,20 @@ def intervention_correlations(
     concept_dim: int = 0,
     anchor_hsv: npt.ArrayLike = RED_HSV,
     n: int = 20,
+    engine: str = "torch",
 ) -> dict[str, FloatArray]:
     """``<name>_r`` (S,) for each intervention: per-colour error under it vs similarity to the anchor,
-    raised to the intervention's power, on the n³ RGB cube (§9.12); it acts on the concept axis."""
+    raised to the intervention's power, on the n³ RGB cube (§9.12); it acts on the concept axis.
+    ``engine``: see ``method_errors``."""
     rgb = rgb_grid(n)
     x = torch.as_tensor(rgb, dtype=torch.float32, device=population.flat.device)
     axis = torch.zeros(population.k_bottleneck, device=x.device)
     axis[concept_dim] = 1.0
     hsv = rgb_to_hsv(rgb)
+    specs = list(map(as_intervention, interventions))
+    errors = method_errors(population, x, [((), spec.build(axis)) for spec in specs], engine=engine)  # (S, N) each
     out = {}
-    for spec in map(as_intervention, interventions):
-        mse = population.color_errors(x, latent_map=spec.build(axis)).double().cpu().numpy()  # (S, N)
+    for spec, mse in zip(specs, errors):
         sim = hsv_similarity(hsv, anchor_hsv, hemi=True, mode="angular") ** spec.power
         out[f"{spec.name}_r"] = pearson_r(sim, mse)
     return out
@@ -514,24 +541,25 @@ def population_cube_metrics(
     concept_dim: int = 0,
     interventions: Iterable[InterventionSpec | str] = (),
     shape: tuple[int, int, int] = LOSS_CUBE_SHAPE,
+    engine: str = "torch",
 ) -> dict[str, FloatArray]:
     """Max and median per-colour MSE on the HSV loss cube for each method, per model (§9.4, §10.4).
 
     The figures the notebooks quote (Ex 2.8: ablated max 0.74, median 0.044; Ex 2.4: suppression
     max 0.16). Keys ``cube_metric_names(interventions)``: ``baseline_*``, ``ablated_*`` (deleting
     ``concept_dims``; pruning gives the same outputs, §7.4) and ``<intervention>_*`` on axis
-    ``concept_dim``; each (S,).
+    ``concept_dim``; each (S,). ``engine``: see ``method_errors`` (the encoder then runs once for
+    all methods).
     """
     rgb = loss_cube(shape).rgb_grid.reshape(-1, 3)  # (N, 3)
     x = torch.as_tensor(rgb, dtype=torch.float32, device=population.flat.device)
     axis = torch.zeros(population.k_bottleneck, device=x.device)
     axis[concept_dim] = 1.0
-    runs: dict[str, dict[str, Any]] = {"baseline": {}, "ablated": {"ablate": list(concept_dims)}}
+    runs: dict[str, Method] = {"baseline": ((), None), "ablated": (list(concept_dims), None)}
     for spec in map(as_intervention, interventions):
-        runs[spec.name] = {"latent_map": spec.build(axis)}
+        runs[spec.name] = ((), spec.build(axis))
     out: dict[str, FloatArray] = {}
-    for name, kwargs in runs.items():
-        mse = population.color_errors(x, **kwargs).double().cpu().numpy()  # (S, N)
+    for name, mse in zip(runs, method_errors(population, x, list(runs.values()), engine=engine)):  # (S, N) each
         for stat, values in cube_error_stats(mse).items():
             out[f"{name}_{stat}"] = values
     assert list(out) == cube_metric_names(interventions)

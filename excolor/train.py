@@ -40,7 +40,7 @@ from excolor.colors import rgb_grid
 from excolor.config import Experiment
 from excolor.data import make_stream
 from excolor.dopesheet import Dopesheet
-from excolor.evaluate import intervention_correlations, population_cube_metrics, score_from_errors
+from excolor.evaluate import intervention_correlations, method_errors, population_cube_metrics, score_from_errors
 from excolor.population import Population
 from excolor.regularizers import reduction_weights
 
@@ -357,9 +357,7 @@ class PopulationTrainer:
         """(score = r², r) per model: ablate the concept dims, correlate error with similarity (§9.8)."""
         rgb = rgb_grid(self.experiment.score_grid)
         x = torch.as_tensor(rgb, dtype=torch.float32, device=self.device)
-        mse = (
-            self.population.color_errors(x, ablate=list(self.experiment.concept_dims)).double().cpu().numpy()
-        )  # (S, N)
+        (mse,) = method_errors(self.population, x, [(list(self.experiment.concept_dims), None)], engine=self.engine)
         ev = self.experiment.evaluation
         return score_from_errors(mse, rgb=rgb, power=ev.score_power, anchor_hsv=ev.anchor_hsv)
 
@@ -412,12 +410,20 @@ class PopulationTrainer:
         ev = self.experiment.evaluation
         if ev.interventions:
             extra = intervention_correlations(
-                self.population, ev.interventions, concept_dim=ev.concept_dim, anchor_hsv=ev.anchor_hsv
+                self.population,
+                ev.interventions,
+                concept_dim=ev.concept_dim,
+                anchor_hsv=ev.anchor_hsv,
+                engine=self.engine,
             )
             for key, values in extra.items():
                 out[key] = np.where(alive, values[:s], math.nan)
         cube = population_cube_metrics(
-            self.population, concept_dims=ev.concept_dims, concept_dim=ev.concept_dim, interventions=ev.interventions
+            self.population,
+            concept_dims=ev.concept_dims,
+            concept_dim=ev.concept_dim,
+            interventions=ev.interventions,
+            engine=self.engine,
         )
         for key, values in cube.items():  # max/median per-colour MSE on the HSV loss cube (§10.4)
             out[key] = np.where(alive, values[:s], math.nan)

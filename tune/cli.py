@@ -261,9 +261,9 @@ def _engine_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--engine",
         choices=["torch", "kernel", "auto"],
-        default="torch",
+        default="auto",
         help="training engine: batched torch ops, the fused per-model CPU kernel (Numba; compiled once per "
-        "machine), or the kernel where it applies",
+        "machine, ~1 min), or auto (default): the kernel on the CPU where it computes every term, else torch",
     )
 
 

@@ -131,10 +131,11 @@ def run_train(
         )
     chunks = [list(seeds[i : i + population]) for i in range(0, len(seeds), population)]
     total = experiment.dopesheet.length * len(chunks)
-    tables, states = [], {}
+    tables, states, engines = [], {}, set()
     with tqdm(total=total, unit="step", disable=quiet, desc=f"training {len(seeds)} models", leave=False) as bar:
         for chunk in chunks:
             trainer = PopulationTrainer(experiment, chunk, device=torch_device, engine=engine)
+            engines.add(trainer.engine + (f" ({trainer.engine_note})" if trainer.engine_note else ""))
             trainer.run(progress=bar.update)
             metrics = trainer.final_metrics()
             tables.append(pd.DataFrame(metrics))
@@ -158,7 +159,8 @@ def run_train(
     m = experiment.model
     print(
         f"{experiment.name}: {m.kind} K = {m.k_bottleneck}, H = {m.hidden}, N = {m.n_nonlinear}, "
-        f"{experiment.dopesheet.length} steps, stream '{experiment.stream}', device {torch_device}"
+        f"{experiment.dopesheet.length} steps, stream '{experiment.stream}', device {torch_device}, "
+        f"engine {', '.join(sorted(engines))}"
     )
     ev = experiment.evaluation
     print(summarize_scores(metrics_all, grid=ev.score_grid, power=ev.score_power))

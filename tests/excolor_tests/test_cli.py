@@ -40,6 +40,20 @@ def test_train_tiny_run(tmp_path: Path, capsys) -> None:
     assert "--force" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("args", "engine"),
+    [
+        ([], "engine kernel"),  # the default on the CPU
+        (["--engine", "torch"], "engine torch"),
+        (["--device", "cpu", "--engine", "kernel"], "engine kernel"),
+    ],
+)
+def test_train_says_which_engine_trained(tmp_path: Path, capsys, args: list[str], engine: str) -> None:
+    out = tmp_path / "run"
+    assert main(["train", "--seeds", "0-1", "--steps", "20", "--out", str(out), "--quiet", *args]) == 0
+    assert engine in capsys.readouterr().out
+
+
 def test_train_reports_a_malformed_dopesheet(tmp_path: Path, capsys) -> None:
     sheet = tmp_path / "bad.csv"
     sheet.write_text("STEP,lr,anchor\n0,1e-8,0\n10,abc,0.1\n")

@@ -38,10 +38,11 @@ def test_original_stream_reproduces_reference_label_counts() -> None:
     assert counts[[33, 45, 15, 28, 9]].tolist() == [75, 95, 85, 94, 94]
 
 
-def test_original_stream_reproduces_reference_runs() -> None:
+@pytest.mark.parametrize("engine", ["torch", "kernel"])
+def test_original_stream_reproduces_reference_runs(engine: str) -> None:
     """Seeds 33, 45 and 9 (non-chaotic, §10.1/§10.5) reproduce the published score to ± 0.01 and
-    val_anchor to 4 decimals; the trainer's own label count matches too."""
-    m = train(ex_2_9_1(hidden=16, stream="original"), [33, 45, 9]).metrics
+    val_anchor to 4 decimals, on either engine; the trainer's own label count matches too."""
+    m = train(ex_2_9_1(hidden=16, stream="original"), [33, 45, 9], engine=engine).metrics
     assert m["score"] == pytest.approx([0.9848, 0.9758, 0.9680], abs=0.01)
     assert np.round(m["val_anchor"], 4).tolist() == [0.0033, 0.0006, 0.0002]
     assert m["labels/n/red"].tolist() == [75, 95, 94]

@@ -1,0 +1,211 @@
+"""The kernel engine's scoring: every model's eval-mode errors on shared colours, compiled per model.
+
+Scoring a finished population is not small: the loss cube (§9.4, 86,400 colours) under three
+methods costs a third of a training per model, and on the torch path it took longer than the
+kernel's training itself (`python benchmarks/train_engines.py`). Here each model runs in turn on
+cache-sized runs of colours with the training kernel's own Linear and GELU (``excolor.kernel``),
+and the encoder runs once for all methods: the baseline, ablations and latent maps differ only
+after the pre-norm latent ``z``. Latent maps (interventions) stay torch callables, applied to the
+whole block of unit latents between the two compiled halves.
+
+The result is ``Population.color_errors``'s to float tolerance (same formulas, other rounding)
+and, model by model, the same in any population and with any thread count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import torch
+from numba import njit
+
+from excolor.kernel import _FM, _gelu_parts, _linear
+from excolor.population import Population
+
+__all__ = ["color_errors"]
+
+_RUN = 256  # colours per pass through a model: its activations (hidden × 256 floats) stay in L1/L2
+
+
+def _offsets(shapes: np.ndarray) -> np.ndarray:
+    offsets = np.zeros(len(shapes), np.int64)
+    offsets[1:] = np.cumsum([o * i + o for o, i in shapes])[:-1]
+    return offsets
+
+
+@njit(fastmath=_FM, error_model="numpy", cache=True, nogil=True)
+def _encode(
+    lo: int, hi: int, flat: np.ndarray, shapes: np.ndarray, offsets: np.ndarray, x: np.ndarray, z: np.ndarray
+) -> None:
+    """z[s] (K, N) = the pre-norm latent of colours x (3, N) for models lo..hi-1."""
+    n_enc = shapes.shape[0] // 2
+    n = x.shape[1]
+    f = 3
+    for j in range(n_enc):
+        f = max(f, shapes[j, 0])
+    a = np.empty((f, _RUN), np.float32)
+    out = np.empty((f, _RUN), np.float32)
+    for s in range(lo, hi):
+        row = flat[s]
+        for c0 in range(0, n, _RUN):
+            b = min(_RUN, n - c0)
+            for c in range(3):
+                for i in range(b):
+                    a[c, i] = x[c, c0 + i]
+            for j in range(n_enc):
+                n_out, n_in = shapes[j, 0], shapes[j, 1]
+                _linear(row, offsets[j], n_out, n_in, a, out, b)
+                if j == n_enc - 1:
+                    for q in range(n_out):
+                        for i in range(b):
+                            z[s, q, c0 + i] = out[q, i]
+                else:
+                    for q in range(n_out):
+                        for i in range(b):
+                            v = out[q, i]
+                            a[q, i] = v * _gelu_parts(v)[0]
+
+
+@njit(fastmath=_FM, error_model="numpy", cache=True, nogil=True)
+def _latent(z: np.ndarray, keep: np.ndarray, normalized: bool, c0: int, b: int, s: int, a: np.ndarray) -> None:
+    """a[:, :b] = the latent of colours c0..c0+b-1 of model s: z with ablated coordinates zeroed
+    (``keep`` 0), then scaled to unit norm for a normalised model, as ``Population.forward`` does."""
+    k = z.shape[1]
+    for q in range(k):
+        for i in range(b):
+            a[q, i] = z[s, q, c0 + i] * keep[q]
+    if normalized:
+        for i in range(b):
+            acc = np.float32(0.0)
+            for q in range(k):
+                acc += a[q, i] * a[q, i]
+            scale = np.float32(1.0) / max(np.float32(np.sqrt(acc)), np.float32(1e-12))
+            for q in range(k):
+                a[q, i] = a[q, i] * scale
+
+
+@njit(fastmath=_FM, error_model="numpy", cache=True, nogil=True)
+def _unit_latents(lo: int, hi: int, z: np.ndarray, keep: np.ndarray, normalized: bool, h: np.ndarray) -> None:
+    """h[s] (N, K): the latents ``_latent`` gives, for a latent map to act on (models lo..hi-1)."""
+    k, n = z.shape[1], z.shape[2]
+    a = np.empty((k, _RUN), np.float32)
+    for s in range(lo, hi):
+        for c0 in range(0, n, _RUN):
+            b = min(_RUN, n - c0)
+            _latent(z, keep, normalized, c0, b, s, a)
+            for i in range(b):
+                for q in range(k):
+                    h[s, c0 + i, q] = a[q, i]
+
+
+@njit(fastmath=_FM, error_model="numpy", cache=True, nogil=True)
+def _decode_errors(
+    lo: int,
+    hi: int,
+    flat: np.ndarray,
+    shapes: np.ndarray,
+    offsets: np.ndarray,
+    normalized: bool,
+    latent: np.ndarray,
+    from_z: bool,
+    keep: np.ndarray,
+    x: np.ndarray,
+    mse: np.ndarray,
+) -> None:
+    """mse[s] (N,) = mean over channels of (clamp(decoder(h), 0, 1) − x)² for models lo..hi-1, where
+    h is ``latent`` (S, N, K) itself or, ``from_z``, the latent ``_latent`` makes of ``latent`` (S, K, N)."""
+    n_lin = shapes.shape[0]
+    n_enc = n_lin // 2
+    n = x.shape[1]
+    k = latent.shape[1] if from_z else latent.shape[2]
+    f = k
+    for j in range(n_enc, n_lin):
+        f = max(f, shapes[j, 0])
+    a = np.empty((f, _RUN), np.float32)
+    out = np.empty((f, _RUN), np.float32)
+    for s in range(lo, hi):
+        row = flat[s]
+        for c0 in range(0, n, _RUN):
+            b = min(_RUN, n - c0)
+            if from_z:
+                _latent(latent, keep, normalized, c0, b, s, a)
+            else:
+                for i in range(b):
+                    for q in range(k):
+                        a[q, i] = latent[s, c0 + i, q]
+            for j in range(n_enc, n_lin):
+                n_out, n_in = shapes[j, 0], shapes[j, 1]
+                _linear(row, offsets[j], n_out, n_in, a, out, b)
+                if j < n_lin - 1:
+                    for q in range(n_out):
+                        for i in range(b):
+                            v = out[q, i]
+                            a[q, i] = v * _gelu_parts(v)[0]
+            for i in range(b):
+                acc = np.float32(0.0)
+                for c in range(3):
+                    v = out[c, i]
+                    if not normalized:
+                        v = np.float32(1.0) / (np.float32(1.0) + np.exp(-v))
+                    v = min(max(v, np.float32(0.0)), np.float32(1.0))
+                    e = v - x[c, c0 + i]
+                    acc += e * e
+                mse[s, c0 + i] = acc / np.float32(3.0)
+
+
+def _split(fn: Callable[..., None], s: int, threads: int, *args: object) -> None:
+    """Run ``fn(lo, hi, *args)`` on contiguous shares of s models, one thread each (the GIL released)."""
+    n = max(1, min(threads, s))
+    bounds = [s * i // n for i in range(n + 1)]
+    if n == 1:
+        fn(0, s, *args)
+        return
+    with ThreadPoolExecutor(n) as pool:
+        for job in [pool.submit(fn, lo, hi, *args) for lo, hi in zip(bounds[:-1], bounds[1:])]:
+            job.result()
+
+
+def color_errors(
+    population: Population,
+    x: torch.Tensor,
+    methods: Sequence[tuple[Sequence[int], Callable[[torch.Tensor], torch.Tensor] | None]],
+    *,
+    max_values: int = 1 << 21,
+    threads: int | None = None,
+) -> list[torch.Tensor]:
+    """Per-colour MSE (S, N) of every model on colours ``x`` (N, 3), one tensor per method.
+
+    A method is ``(ablate, latent_map)`` as in ``Population.forward``: ``ablate`` zeroes pre-norm
+    latent coordinates before the normalisation, ``latent_map`` replaces the unit latent. Models go
+    through in blocks of about ``max_values`` (model, colour) pairs, which bounds memory.
+    """
+    if population.flat.device.type != "cpu":
+        raise ValueError(f"the kernel scores populations on the CPU, not {population.flat.device}")
+    threads = torch.get_num_threads() if threads is None else threads
+    shapes = np.asarray(population.shapes, dtype=np.int64)
+    offsets = _offsets(shapes)
+    flat = population.flat.detach().numpy()
+    xs = np.ascontiguousarray(x.detach().cpu().numpy().T, dtype=np.float32)  # (3, N)
+    s, n, k = population.size, xs.shape[1], population.k_bottleneck
+    outs = [torch.empty(s, n, dtype=torch.float32) for _ in methods]
+    block = max(1, max_values // max(1, n))
+    for start in range(0, s, block):
+        stop = min(s, start + block)
+        part = np.ascontiguousarray(flat[start:stop])
+        z = np.empty((stop - start, k, n), np.float32)
+        _split(_encode, stop - start, threads, part, shapes, offsets, xs, z)
+        for out, (ablate, latent_map) in zip(outs, methods):
+            keep = np.ones(k, np.float32)
+            keep[list(ablate)] = 0.0
+            latent, from_z = z, True
+            if latent_map is not None:
+                h = np.empty((stop - start, n, k), np.float32)
+                _split(_unit_latents, stop - start, threads, z, keep, population.normalized, h)
+                mapped = latent_map(torch.from_numpy(h))  # (s', N, K)
+                latent, from_z = np.ascontiguousarray(mapped.numpy(), dtype=np.float32), False
+            mse = out[start:stop].numpy()
+            _split(_decode_errors, stop - start, threads, part, shapes, offsets, population.normalized, latent,
+                   from_z, keep, xs, mse)  # fmt: skip
+    return outs
