@@ -2,6 +2,7 @@
 
     python benchmarks/cohort_search.py                       # the demo: 12 configurations x 8 seeds
     python benchmarks/cohort_search.py --configs 64 --seeds 16
+    python benchmarks/cohort_search.py --engine torch           # the batched torch trainer throughout
 
 Three timings of the same amount of training, each a fresh process where a user would start one:
 
@@ -36,7 +37,7 @@ def _run(args: list[str]) -> tuple[float, str]:
     return wall, done.stdout + done.stderr
 
 
-def _direct(study: Path, seeds: list[int]) -> float:
+def _direct(study: Path, seeds: list[int], engine: str) -> float:
     """Train the study's configurations as populations (one per width), as the cohort trainable does."""
     from excolor.experiments import load_experiment
     from excolor.train import PopulationTrainer
@@ -48,7 +49,7 @@ def _direct(study: Path, seeds: list[int]) -> float:
     start = time.perf_counter()
     for group in groups.values():
         sheets = [e.dopesheet for e in group for _ in seeds]
-        trainer = PopulationTrainer(group[0], seeds * len(group), dopesheets=sheets)
+        trainer = PopulationTrainer(group[0], seeds * len(group), dopesheets=sheets, engine=engine)
         trainer.run()
         trainer.final_metrics()
     return time.perf_counter() - start
@@ -59,13 +60,26 @@ def main() -> None:
     parser.add_argument("--configs", type=int, default=12)
     parser.add_argument("--seeds", type=int, default=8)
     parser.add_argument("--wandb", default="offline", choices=["offline", "disabled"])
+    parser.add_argument("--engine", default="auto", choices=["torch", "kernel", "auto"], help="for all three")
     args = parser.parse_args()
     c, s = args.configs, args.seeds
     models = c * s
     excolor = [sys.executable, "-m", "tune.cli"]
     work = Path(tempfile.mkdtemp(prefix="excolor-cohort-bench-"))
     try:
-        train_wall, _ = _run([*excolor, "train", "--seeds", f"0-{models - 1}", "--quiet", "--out", str(work / "t")])
+        train_wall, _ = _run(
+            [
+                *excolor,
+                "train",
+                "--seeds",
+                f"0-{models - 1}",
+                "--quiet",
+                "--out",
+                str(work / "t"),
+                "--engine",
+                args.engine,
+            ]
+        )
         search_wall, out = _run(
             [
                 *excolor,
@@ -80,16 +94,21 @@ def main() -> None:
                 f"0-{s - 1}",
                 "--wandb",
                 args.wandb,
+                "--engine",
+                args.engine,
             ]
         )
         fit = re.search(r"(\d+) Ray trials in ([0-9.]+) s", out)
         if fit is None:
             sys.exit(f"no Tune timing in the search's output:\n{out[-2000:]}")
         ray_trials, fit_s = int(fit.group(1)), float(fit.group(2))
-        direct_s = _direct(work / "b", list(range(s)))
+        direct_s = _direct(work / "b", list(range(s)), args.engine)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"{c} configurations x {s} seeds = {models} models (1501 steps), W&B {args.wandb}, {ray_trials} Ray trials")
+    print(
+        f"{c} configurations x {s} seeds = {models} models (1501 steps), W&B {args.wandb}, "
+        f"engine {args.engine}, {ray_trials} Ray trials"
+    )
     print(
         f"excolor train of {models} models, end to end:     {train_wall:7.1f} s   {models / train_wall:6.1f} models/s"
     )

@@ -86,9 +86,9 @@ def _front_size(m: dict[str, np.ndarray], minimize: list[str], maximize: list[st
     return len(original_front(pd.DataFrame({k: m[k] for k in [*minimize, *maximize]}), minimize, maximize))
 
 
-def sweep_ex_2_10_1(seeds: range) -> bool:
+def sweep_ex_2_10_1(seeds: range, engine: str = "torch") -> bool:
     start = time.perf_counter()
-    trainer = PopulationTrainer(preset("ex-2.10.1"), list(seeds))
+    trainer = PopulationTrainer(preset("ex-2.10.1"), list(seeds), engine=engine)
     trainer.run()
     m = trainer.final_metrics()
     wall = time.perf_counter() - start
@@ -127,7 +127,7 @@ def main() -> int:
     if args.only in (None, "h10"):
         results.append(sweep_h10(range(100), args.engine))
     if args.only in (None, "2.10.1"):
-        results.append(sweep_ex_2_10_1(range(60)))
+        results.append(sweep_ex_2_10_1(range(60), args.engine))
     return 0 if all(results) else 1
 
 
