@@ -53,7 +53,15 @@ from excolor.regularizers import (
     Unitarity,
 )
 
-__all__ = ["KERNEL_TERMS", "KernelPlan", "KernelRunner", "hash_keys", "kernel_plan", "train_chunk", "unsupported"]
+__all__ = [
+    "KERNEL_TERMS",
+    "KernelPlan",
+    "KernelRunner",
+    "hash_keys",
+    "kernel_plan",
+    "train_chunk",
+    "unsupported",
+]
 
 # Term codes of the kernel (one branch each in ``_term``).
 _ANCHOR, _ANGULAR, _ANTI_HEMI, _ANTI_FULL, _SEPARATE, _SUBSPACE, _UNITARITY = range(7)

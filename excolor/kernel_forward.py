@@ -21,10 +21,10 @@ import numpy as np
 import torch
 from numba import njit
 
-from excolor.kernel import _FM, _gelu_parts, _linear
+from excolor.kernel import _FM, _gelu_parts, _linear, _train_models
 from excolor.population import Population
 
-__all__ = ["color_errors"]
+__all__ = ["cached", "color_errors"]
 
 _RUN = 256  # colours per pass through a model: its activations (hidden × 256 floats) stay in L1/L2
 
@@ -209,3 +209,14 @@ def color_errors(
             _split(_decode_errors, stop - start, threads, part, shapes, offsets, population.normalized, latent,
                    from_z, keep, xs, mse)  # fmt: skip
     return outs
+
+
+def cached() -> bool:
+    """Whether this machine holds the kernel engine's compiled code (training and scoring) for the
+    current source. False means the first use compiles (about a minute on 2 cores); callers say so,
+    since nothing else moves meanwhile. Reads Numba's cache index; False when it cannot tell."""
+    functions = [_train_models, _encode, _decode_errors, _unit_latents]
+    try:
+        return all(bool(f._cache._cache_file._load_index()) for f in functions)  # type: ignore[attr-defined]
+    except Exception:  # Numba's cache internals moved, or the cache is unreadable: assume a compile
+        return False

@@ -8,7 +8,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -17,7 +17,7 @@ from tune.errors import UsageError, writable_directory
 if TYPE_CHECKING:
     from excolor.config import Experiment
 
-__all__ = ["run_train", "summarize_scores"]
+__all__ = ["kernel_compile_due", "run_train", "summarize_scores"]
 
 RESULT_FILES = ("metrics.csv", "models.pt", "experiment.yaml", "experiment.json", "dopesheet.csv")
 
@@ -85,6 +85,21 @@ def _top_table(metrics: dict[str, np.ndarray], k: int = 5) -> str:
     return "\n".join([header, *rows])
 
 
+def kernel_compile_due(engine: str, experiment: Experiment, device: Any) -> bool:
+    """Whether training ``experiment`` here will first compile the CPU kernel (a silent minute, worth a line)."""
+    import warnings
+
+    from excolor.train import resolve_engine
+
+    with warnings.catch_warnings():  # the trainer warns about an inapplicable kernel itself
+        warnings.simplefilter("ignore")
+        if resolve_engine(engine, experiment, device)[0] != "kernel":
+            return False
+    from excolor.kernel_forward import cached
+
+    return not cached()
+
+
 def run_train(
     *,
     experiment: Experiment,
@@ -130,6 +145,8 @@ def run_train(
             batch_size=experiment.batch_size,
         )
     chunks = [list(seeds[i : i + population]) for i in range(0, len(seeds), population)]
+    if kernel_compile_due(engine, experiment, torch_device):
+        print("excolor train: compiling the fused CPU kernel for this machine (once; about a minute)", file=sys.stderr)
     total = experiment.dopesheet.length * len(chunks)
     tables, states, engines = [], {}, set()
     with tqdm(total=total, unit="step", disable=quiet, desc=f"training {len(seeds)} models", leave=False) as bar:

@@ -215,6 +215,7 @@ def _run_study(
             tuner = _cohort_tuner(spec, experiment, space, searcher)
             if progress:
                 _print_cohort_start(spec, searcher, existing is not None, address)
+                _print_compile_notice(spec, experiment, searcher)
         else:
             from ray import tune
 
@@ -338,6 +339,20 @@ def _print_cohort_start(spec: StudySpec, searcher: Any, resumed: bool, address: 
             f"{spec.seeds_per_trial} more seeds each on {where}"
         )
     print(" ".join(parts[:2]) + ("; " + "; ".join(parts[2:]) if parts[2:] else ""), file=sys.stderr)
+
+
+def _print_compile_notice(spec: StudySpec, experiment: Experiment, searcher: Any) -> None:
+    """The first trials on a machine compile the CPU kernel: say so, since their progress waits a minute."""
+    import torch
+
+    from tune.run_train import kernel_compile_due
+
+    work = searcher.pending or searcher.race_queued
+    if work and spec.device == "cpu" and kernel_compile_due(spec.engine, experiment, torch.device("cpu")):
+        print(
+            "the first trials compile the fused CPU kernel (once per machine; about a minute) before training",
+            file=sys.stderr,
+        )
 
 
 def _print_race(spec: StudySpec, searcher: Any) -> None:

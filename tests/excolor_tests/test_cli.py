@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -52,6 +55,27 @@ def test_train_says_which_engine_trained(tmp_path: Path, capsys, args: list[str]
     out = tmp_path / "run"
     assert main(["train", "--seeds", "0-1", "--steps", "20", "--out", str(out), "--quiet", *args]) == 0
     assert engine in capsys.readouterr().out
+
+
+def test_train_says_when_it_compiles_the_kernel_first(tmp_path: Path, capsys, monkeypatch) -> None:
+    import excolor.kernel_forward
+
+    out = ["--seeds", "0", "--steps", "10", "--quiet"]
+    assert main(["train", *out, "--out", str(tmp_path / "a")]) == 0
+    assert excolor.kernel_forward.cached()  # the run above compiled or loaded it
+    assert "compiling" not in capsys.readouterr().err
+    monkeypatch.setattr(excolor.kernel_forward, "cached", lambda: False)
+    assert main(["train", *out, "--out", str(tmp_path / "b")]) == 0
+    assert "compiling the fused CPU kernel" in capsys.readouterr().err
+    assert main(["train", *out, "--engine", "torch", "--out", str(tmp_path / "c")]) == 0
+    assert "compiling" not in capsys.readouterr().err
+
+
+def test_an_empty_kernel_cache_is_seen(tmp_path: Path) -> None:
+    code = "import excolor.kernel_forward as k; print(k.cached())"
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert done.stdout.strip() == "False"
 
 
 def test_train_reports_a_malformed_dopesheet(tmp_path: Path, capsys) -> None:
