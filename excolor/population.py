@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from excolor.model import MODEL_KINDS, CNColorMLP, ColorMLP, build_model, layer_shapes
+from excolor.model import MODEL_KINDS, CNColorMLP, ColorMLP, initial_parameters, layer_shapes
 
 __all__ = ["Activations", "Population"]
 
@@ -108,8 +108,16 @@ class Population:
         kind: str = "CNColorMLP",
     ) -> Population:
         """Model i initialised exactly as ``build_model(seeds[i])`` (bitwise, §14.1)."""
-        models = [build_model(s, k_bottleneck, hidden, n_nonlinear, kind=kind) for s in seeds]
-        return cls.from_modules(models)
+        if kind not in MODEL_KINDS:
+            raise ValueError(f"unknown model kind {kind!r}; expected one of {', '.join(MODEL_KINDS)}")
+        if not seeds:
+            raise ValueError("a population needs at least one model")
+        if min(k_bottleneck, hidden, n_nonlinear) < 1:
+            raise ValueError(
+                f"{kind} needs k_bottleneck, hidden, n_nonlinear >= 1, got {k_bottleneck}, {hidden}, {n_nonlinear}"
+            )
+        flat = torch.stack([initial_parameters(s, k_bottleneck, hidden, n_nonlinear) for s in seeds])
+        return cls(flat, k_bottleneck=k_bottleneck, hidden=hidden, n_nonlinear=n_nonlinear, kind=kind)
 
     @classmethod
     def from_modules(cls, models: Sequence[CNColorMLP | ColorMLP]) -> Population:

@@ -9,12 +9,23 @@ from excolor.model import CNColorMLP, build_model
 from excolor.population import Population
 
 
-def test_init_equals_lone_models_bitwise() -> None:
-    pop = Population.from_seeds([4, 9], hidden=16)
-    for i, seed in enumerate([4, 9]):
-        lone = build_model(seed, 5, 16, 2)
+@pytest.mark.parametrize(
+    ("kind", "k", "hidden", "n"), [("CNColorMLP", 5, 16, 2), ("CNColorMLP", 5, 10, 1), ("ColorMLP", 4, 16, 3)]
+)
+def test_init_equals_lone_models_bitwise(kind: str, k: int, hidden: int, n: int) -> None:
+    """Drawn without modules (``initial_parameters``), yet bitwise what ``build_model`` builds."""
+    seeds = [4, 9, 123456789]
+    pop = Population.from_seeds(seeds, k_bottleneck=k, hidden=hidden, n_nonlinear=n, kind=kind)
+    assert pop.kind == kind
+    for i, seed in enumerate(seeds):
+        lone = build_model(seed, k, hidden, n, kind=kind)
         assert torch.equal(torch.nn.utils.parameters_to_vector(lone.parameters()), pop.flat[i])
         assert all(torch.equal(a, b) for a, b in zip(lone.state_dict().values(), pop.module(i).state_dict().values()))
+
+
+def test_init_rejects_an_empty_layer() -> None:
+    with pytest.raises(ValueError, match="hidden, n_nonlinear >= 1"):
+        Population.from_seeds([0], hidden=0)
 
 
 def test_forward_matches_module() -> None:
