@@ -35,6 +35,22 @@ def _offsets(shapes: np.ndarray) -> np.ndarray:
     return offsets
 
 
+@njit(fastmath=_FM, error_model="numpy", cache=True)
+def _layers(
+    row: np.ndarray, shapes: np.ndarray, offsets: np.ndarray, j0: int, j1: int, a: np.ndarray, out: np.ndarray, b: int
+) -> None:
+    """Linears j0..j1-1 of one model on the b colours in ``a`` (features × colours), a GELU after each
+    but the last; the last one's output is left in ``out``. ``a`` is overwritten."""
+    for j in range(j0, j1):
+        n_out, n_in = shapes[j, 0], shapes[j, 1]
+        _linear(row, offsets[j], n_out, n_in, a, out, b)
+        if j < j1 - 1:
+            for q in range(n_out):
+                for i in range(b):
+                    v = out[q, i]
+                    a[q, i] = v * _gelu_parts(v)[0]
+
+
 @njit(fastmath=_FM, error_model="numpy", cache=True, nogil=True)
 def _encode(
     lo: int, hi: int, flat: np.ndarray, shapes: np.ndarray, offsets: np.ndarray, x: np.ndarray, z: np.ndarray
@@ -42,11 +58,8 @@ def _encode(
     """z[s] (K, N) = the pre-norm latent of colours x (3, N) for models lo..hi-1."""
     n_enc = shapes.shape[0] // 2
     n = x.shape[1]
-    f = 3
-    for j in range(n_enc):
-        f = max(f, shapes[j, 0])
-    a = np.empty((f, _RUN), np.float32)
-    out = np.empty((f, _RUN), np.float32)
+    a = np.empty((shapes.max(), _RUN), np.float32)  # activations, features × colours (widest layer)
+    out = np.empty_like(a)
     for s in range(lo, hi):
         row = flat[s]
         for c0 in range(0, n, _RUN):
@@ -54,18 +67,10 @@ def _encode(
             for c in range(3):
                 for i in range(b):
                     a[c, i] = x[c, c0 + i]
-            for j in range(n_enc):
-                n_out, n_in = shapes[j, 0], shapes[j, 1]
-                _linear(row, offsets[j], n_out, n_in, a, out, b)
-                if j == n_enc - 1:
-                    for q in range(n_out):
-                        for i in range(b):
-                            z[s, q, c0 + i] = out[q, i]
-                else:
-                    for q in range(n_out):
-                        for i in range(b):
-                            v = out[q, i]
-                            a[q, i] = v * _gelu_parts(v)[0]
+            _layers(row, shapes, offsets, 0, n_enc, a, out, b)
+            for q in range(z.shape[1]):
+                for i in range(b):
+                    z[s, q, c0 + i] = out[q, i]
 
 
 @njit(fastmath=_FM, error_model="numpy", cache=True, nogil=True)
@@ -120,11 +125,8 @@ def _decode_errors(
     n_enc = n_lin // 2
     n = x.shape[1]
     k = latent.shape[1] if from_z else latent.shape[2]
-    f = k
-    for j in range(n_enc, n_lin):
-        f = max(f, shapes[j, 0])
-    a = np.empty((f, _RUN), np.float32)
-    out = np.empty((f, _RUN), np.float32)
+    a = np.empty((shapes.max(), _RUN), np.float32)  # activations, features × colours (widest layer)
+    out = np.empty_like(a)
     for s in range(lo, hi):
         row = flat[s]
         for c0 in range(0, n, _RUN):
@@ -135,14 +137,7 @@ def _decode_errors(
                 for i in range(b):
                     for q in range(k):
                         a[q, i] = latent[s, c0 + i, q]
-            for j in range(n_enc, n_lin):
-                n_out, n_in = shapes[j, 0], shapes[j, 1]
-                _linear(row, offsets[j], n_out, n_in, a, out, b)
-                if j < n_lin - 1:
-                    for q in range(n_out):
-                        for i in range(b):
-                            v = out[q, i]
-                            a[q, i] = v * _gelu_parts(v)[0]
+            _layers(row, shapes, offsets, n_enc, n_lin, a, out, b)
             for i in range(b):
                 acc = np.float32(0.0)
                 for c in range(3):
