@@ -42,6 +42,9 @@ def _cli(args: list[str]) -> subprocess.Popen:
 
 
 def test_driver_killed_mid_study_then_rerun_completes_exactly(tmp_path: Path) -> None:
+    """One configuration per Ray trial on the torch engine: configurations finish one or two at a
+    time, seconds apart, so the kill lands mid-study (the kernel ends a 600-step trial in well
+    under a second, and a whole cohort's configurations finish together)."""
     args = [
         "search",
         "--name",
@@ -58,12 +61,16 @@ def test_driver_killed_mid_study_then_rerun_completes_exactly(tmp_path: Path) ->
         "disabled",
         "--checkpoint-every",
         "0",
+        "--cohort",
+        "1",
+        "--engine",
+        "torch",
     ]
     study = tmp_path / "k"
     first = _cli(args)
     deadline = time.monotonic() + 240
     while _finished(study) < 2 and time.monotonic() < deadline and first.poll() is None:
-        time.sleep(0.5)
+        time.sleep(0.1)
     assert first.poll() is None, first.stdout.read() if first.stdout else ""
     first.send_signal(signal.SIGKILL)
     first.wait()
