@@ -13,6 +13,7 @@ The package is the science: torch and numpy only, nothing of Ray, Optuna or W&B.
 - ``devices``       --device resolution (cpu, cuda, auto) and the FLOP count of one training
 - ``train``         the population trainer (the single-model API is its S = 1 case)
 - ``kernel``        its fused per-model CPU engine (Numba; imported only when ``engine`` asks for it)
+- ``kernel_forward`` that engine's scoring: every model's errors on shared colours, compiled per model
 - ``surgery``       ablate / prune a latent dimension
 - ``interventions`` suppression, repulsion, falloffs and mappers
 - ``methods``       the registry of methods as data: surgery, interventions, their metric names
