@@ -21,7 +21,7 @@ R training regularizers, L labels, K latent width, F widest layer.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -59,6 +59,8 @@ __all__ = [
     "KernelRunner",
     "hash_keys",
     "kernel_plan",
+    "layer_offsets",
+    "on_threads",
     "train_chunk",
     "unsupported",
 ]
@@ -848,6 +850,25 @@ def _train_models(
                      label_counts, max_recon, last_terms, last_recon, last_loss)  # fmt: skip
 
 
+def layer_offsets(shapes: np.ndarray) -> np.ndarray:
+    """Where each Linear's weight starts in a model's parameter row: (out, in) ``shapes`` -> (L,) int64."""
+    offsets = np.zeros(len(shapes), np.int64)
+    offsets[1:] = np.cumsum([o * i + o for o, i in shapes])[:-1]
+    return offsets
+
+
+def on_threads(fn: Callable[..., None], s: int, threads: int, *args: object) -> None:
+    """``fn(lo, hi, *args)`` on contiguous shares of s models, one thread each (``fn`` releases the GIL)."""
+    n = max(1, min(threads, s))
+    bounds = [s * i // n for i in range(n + 1)]
+    if n == 1:
+        fn(0, s, *args)
+        return
+    with ThreadPoolExecutor(n) as pool:
+        for job in [pool.submit(fn, lo, hi, *args) for lo, hi in zip(bounds[:-1], bounds[1:])]:
+            job.result()
+
+
 def train_chunk(
     plan: KernelPlan,
     *,
@@ -893,8 +914,7 @@ def train_chunk(
         threads: threads, each training a contiguous share of the models (the GIL released).
     """
     shape_arr = np.asarray(shapes, dtype=np.int64)  # (2(N + 1), 2) (out, in)
-    offsets = np.zeros(len(shape_arr), np.int64)
-    offsets[1:] = np.cumsum([o * i + o for o, i in shape_arr])[:-1]
+    offsets = layer_offsets(shape_arr)
     args = (
         flat, exp_avg, exp_avg_sq, colors, cdf, probs, keys, given_x, given_labels, lr, weights, bias1, bias2_sqrt,
         step0, batch_size, shape_arr, offsets,
@@ -902,16 +922,7 @@ def train_chunk(
         plan.floor, plan.close, plan.affinity, plan.has_affinity, alive, diverged_step, label_counts, max_recon,
         last_terms, last_recon, last_loss,
     )  # fmt: skip
-    s = flat.shape[0]
-    n = max(1, min(threads, s))
-    bounds = [s * i // n for i in range(n + 1)]  # contiguous shares of the models
-    if n == 1:
-        _train_models(0, s, *args)
-        return
-    with ThreadPoolExecutor(n) as pool:
-        jobs = [pool.submit(_train_models, lo, hi, *args) for lo, hi in zip(bounds[:-1], bounds[1:])]  # type: ignore[arg-type]
-        for future in jobs:
-            future.result()
+    on_threads(_train_models, flat.shape[0], threads, *args)
 
 
 # ------------------------------------------------------------------------------------- the trainer's side

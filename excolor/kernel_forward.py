@@ -15,24 +15,17 @@ and, model by model, the same in any population and with any thread count.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
 from numba import njit
 
-from excolor.kernel import _FM, _gelu_parts, _linear, _train_models
+from excolor.kernel import _FM, _gelu_parts, _linear, _train_models, layer_offsets, on_threads
 from excolor.population import Population
 
 __all__ = ["cached", "color_errors"]
 
 _RUN = 256  # colours per pass through a model: its activations (hidden × 256 floats) stay in L1/L2
-
-
-def _offsets(shapes: np.ndarray) -> np.ndarray:
-    offsets = np.zeros(len(shapes), np.int64)
-    offsets[1:] = np.cumsum([o * i + o for o, i in shapes])[:-1]
-    return offsets
 
 
 @njit(fastmath=_FM, error_model="numpy", cache=True)
@@ -150,18 +143,6 @@ def _decode_errors(
                 mse[s, c0 + i] = acc / np.float32(3.0)
 
 
-def _split(fn: Callable[..., None], s: int, threads: int, *args: object) -> None:
-    """Run ``fn(lo, hi, *args)`` on contiguous shares of s models, one thread each (the GIL released)."""
-    n = max(1, min(threads, s))
-    bounds = [s * i // n for i in range(n + 1)]
-    if n == 1:
-        fn(0, s, *args)
-        return
-    with ThreadPoolExecutor(n) as pool:
-        for job in [pool.submit(fn, lo, hi, *args) for lo, hi in zip(bounds[:-1], bounds[1:])]:
-            job.result()
-
-
 def color_errors(
     population: Population,
     x: torch.Tensor,
@@ -180,7 +161,7 @@ def color_errors(
         raise ValueError(f"the kernel scores populations on the CPU, not {population.flat.device}")
     threads = torch.get_num_threads() if threads is None else threads
     shapes = np.asarray(population.shapes, dtype=np.int64)
-    offsets = _offsets(shapes)
+    offsets = layer_offsets(shapes)
     flat = population.flat.detach().numpy()
     xs = np.ascontiguousarray(x.detach().cpu().numpy().T, dtype=np.float32)  # (3, N)
     s, n, k = population.size, xs.shape[1], population.k_bottleneck
@@ -190,18 +171,18 @@ def color_errors(
         stop = min(s, start + block)
         part = np.ascontiguousarray(flat[start:stop])
         z = np.empty((stop - start, k, n), np.float32)
-        _split(_encode, stop - start, threads, part, shapes, offsets, xs, z)
+        on_threads(_encode, stop - start, threads, part, shapes, offsets, xs, z)
         for out, (ablate, latent_map) in zip(outs, methods):
             keep = np.ones(k, np.float32)
             keep[list(ablate)] = 0.0
             latent, from_z = z, True
             if latent_map is not None:
                 h = np.empty((stop - start, n, k), np.float32)
-                _split(_unit_latents, stop - start, threads, z, keep, population.normalized, h)
+                on_threads(_unit_latents, stop - start, threads, z, keep, population.normalized, h)
                 mapped = latent_map(torch.from_numpy(h))  # (s', N, K)
                 latent, from_z = np.ascontiguousarray(mapped.numpy(), dtype=np.float32), False
             mse = out[start:stop].numpy()
-            _split(_decode_errors, stop - start, threads, part, shapes, offsets, population.normalized, latent,
+            on_threads(_decode_errors, stop - start, threads, part, shapes, offsets, population.normalized, latent,
                    from_z, keep, xs, mse)  # fmt: skip
     return outs
 
