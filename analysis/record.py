@@ -172,28 +172,17 @@ def read_json_lines(path: Path) -> tuple[dict[str, Any] | None, dict[str, Any] |
     Only the first and last complete lines are decoded: a 1,000-trial study loads in well under a
     second. A line being written when the copy was taken is skipped and counted.
     """
-    try:
-        lines = [ln for ln in read_bytes(path, limit=RECORD_LIMIT).splitlines() if ln.strip()]
-    except (OSError, UnreadableText):
-        return None, None, 0, 0
-
-    def decode(line: bytes) -> dict[str, Any] | None:
-        try:
-            value = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
-            return None
-        return value if isinstance(value, dict) else None
-
+    lines = _report_lines(path)
     bad = 0
     last = None
     for line in reversed(lines):
-        last = decode(line)
+        last = _decode_report(line)
         if last is not None:
             break
         bad += 1
     first = None
     for line in lines:
-        first = decode(line)
+        first = _decode_report(line)
         if first is not None:
             break
     return first, last, len(lines) - bad, bad
@@ -201,19 +190,24 @@ def read_json_lines(path: Path) -> tuple[dict[str, Any] | None, dict[str, Any] |
 
 def read_reports(path: Path) -> list[dict[str, Any]]:
     """Every complete report of a result.json, in order (unreadable lines skipped); [] without one."""
+    return [r for r in map(_decode_report, _report_lines(path)) if r is not None]
+
+
+def _report_lines(path: Path) -> list[bytes]:
+    """The non-blank lines of a result.json, read within ``RECORD_LIMIT``; [] if it cannot be read."""
     try:
-        lines = [ln for ln in read_bytes(path, limit=RECORD_LIMIT).splitlines() if ln.strip()]
+        return [ln for ln in read_bytes(path, limit=RECORD_LIMIT).splitlines() if ln.strip()]
     except (OSError, UnreadableText):
         return []
-    out = []
-    for line in lines:
-        try:
-            value = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
-            continue
-        if isinstance(value, dict):
-            out.append(value)
-    return out
+
+
+def _decode_report(line: bytes) -> dict[str, Any] | None:
+    """One report line as a dict; None for a partial, malformed or non-object line."""
+    try:
+        value = json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def is_cohort_study(record: Mapping[str, Any]) -> bool:
