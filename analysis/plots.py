@@ -13,7 +13,7 @@ from __future__ import annotations
 import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -215,6 +215,24 @@ def hypervolume_figure(history: npt.ArrayLike, /, *, title: str = "Hypervolume a
     return fig
 
 
+def _step_panels(n: int, *, width: float, height: float) -> tuple[Figure, npt.NDArray[Any]]:
+    """n panels over training steps, two per row (one if n is 1); the grid's spare panel hidden."""
+    cols = 2 if n > 1 else 1
+    rows = (n + cols - 1) // cols
+    fig = Figure(figsize=(width * cols, height * rows))
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return fig, axes[:n]
+
+
+def _label_step_panel(ax: Any, title: str) -> None:
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("step", fontsize=8)
+    ax.grid(alpha=0.3)
+    ax.tick_params(labelsize=7)
+
+
 def schedules_figure(hand: Dopesheet, /, *, sheets: Mapping[str, Dopesheet]) -> Figure:
     """One panel per property (lr, then each regularizer weight) over steps: ``sheets`` over the hand schedule.
 
@@ -226,10 +244,7 @@ def schedules_figure(hand: Dopesheet, /, *, sheets: Mapping[str, Dopesheet]) -> 
     props = list(hand.props)
     for sheet in sheets.values():
         props += [p for p in sheet.props if p not in props]
-    cols = 2 if len(props) > 1 else 1
-    rows = (len(props) + cols - 1) // cols
-    fig = Figure(figsize=(6.0 * cols, 2.6 * rows))
-    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    fig, axes = _step_panels(len(props), width=6.0, height=2.6)
     colours = [f"C{i % 10}" for i in range(len(sheets))]
     for ax, prop in zip(axes, props):
         for colour, (label, sheet) in zip(colours, sheets.items()):
@@ -239,12 +254,7 @@ def schedules_figure(hand: Dopesheet, /, *, sheets: Mapping[str, Dopesheet]) -> 
             ax.plot(np.arange(hand.length), hand.table([prop])[:, 0], color="#bbbbbb", lw=5, label="hand", zorder=1)
         if prop == "lr":
             ax.set_yscale("log")
-        ax.set_title(prop, fontsize=10)
-        ax.set_xlabel("step", fontsize=8)
-        ax.grid(alpha=0.3)
-        ax.tick_params(labelsize=7)
-    for ax in axes[len(props) :]:
-        ax.set_visible(False)
+        _label_step_panel(ax, prop)
     handles, labels = axes[0].get_legend_handles_labels()
     if handles:
         fig.legend(handles, labels, loc="upper center", ncol=min(6, len(labels)), fontsize=8, bbox_to_anchor=(0.5, 1.0))
@@ -265,8 +275,7 @@ def learning_curves_figure(
     Trials in ``highlight`` (the front) are drawn in colour and labelled, the others thin and grey.
     A column in ``errors`` that spans decades gets a log axis.
     """
-    fig = Figure(figsize=(6.4 * min(2, len(columns)), 3.4 * ((len(columns) + 1) // 2)))
-    axes = fig.subplots((len(columns) + 1) // 2, min(2, len(columns)), squeeze=False).ravel()
+    fig, axes = _step_panels(len(columns), width=6.4, height=3.4)
     shown = [t for t in highlight if t in curves]
     colours = {t: f"C{i % 10}" for i, t in enumerate(shown)}
     for ax, column in zip(axes, columns):
@@ -283,12 +292,7 @@ def learning_curves_figure(
                 values.append(frame[column].to_numpy(dtype=float))
         if values and column in errors:
             _log_if_positive(ax, np.concatenate(values), "y")
-        ax.set_title(column, fontsize=10)
-        ax.set_xlabel("step", fontsize=8)
-        ax.grid(alpha=0.3)
-        ax.tick_params(labelsize=7)
-    for ax in axes[len(columns) :]:
-        ax.set_visible(False)
+        _label_step_panel(ax, column)
     if shown:
         axes[0].legend(fontsize=7, loc="best", title="front", title_fontsize=7)
     fig.tight_layout()
