@@ -20,6 +20,7 @@ __all__ = [
     "ColorMLP",
     "L2Norm",
     "build_model",
+    "check_shape",
     "initial_parameters",
     "layer_shapes",
     "parameter_count",
@@ -35,6 +36,14 @@ class L2Norm(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return nn.functional.normalize(z, p=2.0, dim=-1, eps=1e-12)
+
+
+def check_shape(name: str, k_bottleneck: int, hidden: int, n_nonlinear: int) -> None:
+    """Every layer of a model ``name`` needs at least one unit and one GELU block per side."""
+    if k_bottleneck < 1 or hidden < 1 or n_nonlinear < 1:
+        raise ValueError(
+            f"{name} needs k_bottleneck, hidden, n_nonlinear >= 1, got {k_bottleneck}, {hidden}, {n_nonlinear}"
+        )
 
 
 def _mlp(widths: list[int]) -> nn.Sequential:
@@ -56,11 +65,7 @@ class _ColorAutoencoder(nn.Module):
 
     def __init__(self, k_bottleneck: int, hidden: int, n_nonlinear: int) -> None:
         super().__init__()
-        if k_bottleneck < 1 or hidden < 1 or n_nonlinear < 1:
-            raise ValueError(
-                f"{type(self).__name__} needs k_bottleneck, hidden, n_nonlinear >= 1, "
-                f"got {k_bottleneck}, {hidden}, {n_nonlinear}"
-            )
+        check_shape(type(self).__name__, k_bottleneck, hidden, n_nonlinear)
         self.k_bottleneck = k_bottleneck
         self.hidden = hidden
         self.n_nonlinear = n_nonlinear
@@ -148,6 +153,7 @@ def initial_parameters(seed: int, k_bottleneck: int = 5, hidden: int = 16, n_non
     ``torch.manual_seed(seed)`` seeds the global one; both kinds share it (§14.1). A population
     of 256 is built ~20× faster this way, and the global generator is left alone.
     """
+    check_shape("a colour autoencoder", k_bottleneck, hidden, n_nonlinear)
     generator = torch.Generator().manual_seed(seed)
     gain = math.sqrt(2.0 / (1 + math.sqrt(5) ** 2))  # nn.init.calculate_gain("leaky_relu", √5)
     parts = []

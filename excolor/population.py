@@ -108,14 +108,8 @@ class Population:
         kind: str = "CNColorMLP",
     ) -> Population:
         """Model i initialised exactly as ``build_model(seeds[i])`` (bitwise, §14.1)."""
-        if kind not in MODEL_KINDS:
-            raise ValueError(f"unknown model kind {kind!r}; expected one of {', '.join(MODEL_KINDS)}")
         if not seeds:
             raise ValueError("a population needs at least one model")
-        if min(k_bottleneck, hidden, n_nonlinear) < 1:
-            raise ValueError(
-                f"{kind} needs k_bottleneck, hidden, n_nonlinear >= 1, got {k_bottleneck}, {hidden}, {n_nonlinear}"
-            )
         flat = torch.stack([initial_parameters(s, k_bottleneck, hidden, n_nonlinear) for s in seeds])
         return cls(flat, k_bottleneck=k_bottleneck, hidden=hidden, n_nonlinear=n_nonlinear, kind=kind)
 
