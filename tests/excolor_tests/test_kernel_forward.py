@@ -96,3 +96,23 @@ def test_the_loss_cube_is_scored_in_blocks() -> None:
         Population(pop.flat[29:].clone(), k_bottleneck=5, hidden=16, n_nonlinear=2), x, [((0,), None)]
     )
     assert torch.equal(errors[29:], alone)
+
+
+def test_the_scoring_gelu_is_as_accurate_as_the_training_kernels() -> None:
+    """The exp-free rational erf of the scoring GELU against the exact GELU a·Φ(a), in float64, over
+    the range where Φ is not yet 0 or 1 and beyond: within about two float32 roundings, as the A&S
+    form the training kernel (and ATen) use."""
+    from math import erf, sqrt
+
+    from excolor.kernel import _gelu_parts
+    from excolor.kernel_forward import _gelu
+
+    a = np.concatenate([np.linspace(-12.0, 12.0, 48_001), [0.0, -0.0, 1e-30, -1e-30, 5.656, -5.657]]).astype(np.float32)
+    exact = np.array([float(v) * 0.5 * (1.0 + erf(float(v) / sqrt(2.0))) for v in a])
+    scoring = np.array([_gelu(v) for v in a], dtype=np.float64)
+    training = np.array([v * _gelu_parts(v)[0] for v in a], dtype=np.float64)
+    scale = np.maximum(1.0, np.abs(a))  # float32's spacing is 1.19e-7 at 1
+    worst, worst_training = ((np.abs(v - exact) / scale).max() for v in (scoring, training))
+    assert worst < 2.5e-7  # about two float32 roundings, like the training kernel's 1.7e-7
+    assert worst_training < 2.5e-7
+    assert np.isnan(_gelu(np.float32("nan")))
