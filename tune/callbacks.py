@@ -122,7 +122,7 @@ def _progress(spec: StudySpec, done: int) -> Any:
 
 
 def study_callbacks(spec: StudySpec, *, done: int = 0) -> list[Any]:
-    """Progress lines (counting from ``done`` configurations finished before), and Ray's W&B callback
+    """Progress lines (counting from ``done`` configurations finished before), and the W&B logger
     unless ``--wandb disabled``."""
     callbacks = [_progress(spec, done)]
     if spec.wandb == "disabled":

@@ -2,7 +2,7 @@
 
 Ray reads its environment at import time and trial processes inherit it, so ``prepare_environment``
 runs before Ray is imported. An embedded Ray (no ``--address``) is started by the command and
-stopped with everything it started, W&B's logging actor included.
+stopped with everything it started.
 """
 
 from __future__ import annotations
@@ -28,15 +28,15 @@ def prepare_environment(address: str | None, wandb_mode: str) -> None:
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     # Checkpoints after every validation make Tune warn about frequent snapshots; they are cheap here.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    # Ray's C++ core prints warnings such as "_WandbLoggingActor ... max_restarts" as errors on the
-    # terminal; its full logs stay in /tmp/ray/session_latest/logs. Set it yourself to see them.
+    # Ray's C++ core prints its warnings as errors on the terminal; its full logs stay in
+    # /tmp/ray/session_latest/logs. Set it yourself to see them.
     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
     # Tune's new console output draws a configuration box and hints (TensorBoard, "View detailed
     # results") even at verbose=0; the legacy reporter at verbose=0 prints nothing. excolor prints
     # its own start line, one line per finished configuration and the study's status.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    # W&B's offline logging actor starts in seconds the first time a trial reports; Tune would warn
-    # that its callbacks are "a performance bottleneck" (measured once per study, not per step).
+    # W&B's first run starts in seconds on the driver (its import, ~3 s here); Tune would warn that
+    # its callbacks are "a performance bottleneck" (measured once per study, not per step).
     os.environ.setdefault("TUNE_WARN_THRESHOLD_S", "30")
     if address and "RAY_AUTH_MODE" not in os.environ and _is_local_excolor_cluster(address):
         # `excolor cluster up` starts its nodes with token auth; a driver needs token mode too. Ray
@@ -140,7 +140,7 @@ def init_ray(address: str | None) -> str | None:
 def shutdown_embedded_ray(session_dir: str) -> None:
     """Stop the Ray this command started, and any of its processes that outlive it.
 
-    NOTE(excolor): a W&B logging actor (Ray's WandbLoggerCallback) was seen to survive
+    NOTE(excolor): an actor (Ray's W&B logging actor, when excolor used it) was seen to survive
     ``ray.shutdown()`` as an orphan, idle for good; a study command must not leave such processes
     behind, so whatever still runs inside this Ray session's directory is killed.
     """

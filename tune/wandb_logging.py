@@ -1,7 +1,13 @@
 """W&B logging of a study: one run per Ray trial (a cohort), written into the study directory.
 
-Ray's ``WandbLoggerCallback`` does the work (one logging actor per trial on the driver's node);
-excolor changes what it logs and where:
+A Tune ``LoggerCallback`` on the driver writes every run, through W&B's one service process.
+NOTE(excolor): Ray's ``WandbLoggerCallback`` starts two Ray actors per trial (a logging actor that
+imports W&B and Ray's integration, and a queue actor) and W&B starts a service in each logging
+actor: ~5 CPU-s per Ray trial, which cost 6–14 s of a 40–54-s Tune run of 512 models on 2 cores
+(`python benchmarks/cohort_search.py`, the issue's W&B-offline throughput). The driver is idle
+while trials train, and W&B (≥ 0.19) keeps several runs open in one process.
+
+What is logged, and where:
 
 - the run is written into the trial's directory in the study (``STUDY/train_cohort_*/wandb/``), not
   into Ray's temporary session directory, so ``wandb sync STUDY/*/wandb/offline-run-*`` finds every
@@ -11,63 +17,33 @@ excolor changes what it logs and where:
 - metrics are plotted against the training step (``step``), not Tune's report count;
 - the final report adds two tables keyed by the configurations' trial ids: ``configurations`` (each
   configuration's final objectives) and ``per_seed`` (every seed's final values);
-- the API key never enters Ray's runtime env (Ray's runtime-env agent logged it in plaintext): the
-  actor gets it as an argument, and offline runs get none.
+- the API key stays in the driver's own environment, where the user set it: nothing passes it to
+  Ray (whose runtime-env agent logged actors' env vars in plaintext), and offline runs need none.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
+import logging
+from numbers import Number
 from typing import TYPE_CHECKING, Any
 
-import ray
-from ray.air.integrations.wandb import WANDB_ENV_VAR, WandbLoggerCallback, _WandbLoggingActor
-from ray.air.util.node import _force_on_current_node
+from ray.tune.logger import LoggerCallback
+from ray.tune.utils import flatten_dict
 
 if TYPE_CHECKING:
     from tune.spec import StudySpec
 
 __all__ = ["wandb_callback"]
 
+logger = logging.getLogger(__name__)
+
 EXCLUDED = ["node_id", "members", "results", "done", "pid", "hostname", "date", "time_since_restore"]
 """Result keys that are bookkeeping, not metrics (the cohort's outcomes arrive as tables instead)."""
 
-
-class _StepAxis:
-    """The ``wandb`` module as the logging actor uses it, with every metric plotted against ``step``."""
-
-    def __init__(self, wandb: Any) -> None:
-        self._wandb = wandb
-
-    def init(self, *args: Any, **kwargs: Any) -> Any:
-        run = self._wandb.init(*args, **kwargs)
-        run.define_metric("step")
-        run.define_metric("*", step_metric="step")
-        return run
-
-    def log(self, data: dict[str, Any], step: int | None = None) -> None:
-        self._wandb.log(data)  # W&B counts its own rows; charts use the logged training ``step``
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._wandb, name)
-
-
-class _LoggingActor(_WandbLoggingActor):  # type: ignore[misc]
-    """Ray's W&B logging actor with the step axis, the cohort's tables and the key as an argument."""
-
-    def __init__(self, *args: Any, api_key: str | None = None, **kwargs: Any) -> None:
-        if api_key:
-            os.environ[WANDB_ENV_VAR] = api_key
-        super().__init__(*args, **kwargs)
-        self._wandb = _StepAxis(self._wandb)  # type: ignore[assignment]
-
-    def _handle_result(self, result: dict) -> tuple[dict, dict]:
-        log, config = super()._handle_result({k: v for k, v in result.items() if k != "results"})
-        if result.get("final") and isinstance(result.get("results"), str):
-            log.update(_tables(self._wandb, json.loads(result["results"])))
-        return log, config
+_TO_CONFIG = ["trial_id", "experiment_tag", "node_ip", "experiment_id"]
+"""Result keys that describe the Ray trial: they go into the run's config once, as Ray's callback does."""
 
 
 def _tables(wandb: Any, outcomes: dict[str, Any]) -> dict[str, Any]:
@@ -99,40 +75,92 @@ def _run_name(config: dict[str, Any], fallback: str) -> str:
     return f"trial {names[0]}{race}" if len(names) == 1 else f"trials {names[0]}-{names[-1]}{race}"
 
 
-class _Wandb(WandbLoggerCallback):  # type: ignore[misc]
-    """Ray's W&B callback, logging as the module docstring says and failing quietly at exit.
+def _metrics(result: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(numbers to log, trial facts for the config) of one Tune result, keys flattened with ``/``."""
+    log: dict[str, Any] = {}
+    facts: dict[str, Any] = {}
+    for key, value in flatten_dict({k: v for k, v in result.items() if k != "config"}, delimiter="/").items():
+        top = key.split("/", 1)[0]
+        if top in EXCLUDED or top == "should_checkpoint":
+            continue
+        if top in _TO_CONFIG:
+            facts[key] = value
+        elif isinstance(value, (Number, bool)) or (hasattr(value, "item") and getattr(value, "size", 0) == 1):
+            log[key] = value.item() if hasattr(value, "item") else value
+    return log, facts
 
-    NOTE(excolor): Ray's ``__del__`` calls ``ray.is_initialized()``; collected at interpreter exit
-    (after ``ray`` is torn down) it printed "Exception ignored in ... __del__" and a traceback.
-    """
 
-    _logger_actor_cls = _LoggingActor
+class _StudyWandb(LoggerCallback):  # type: ignore[misc]
+    """One W&B run per Ray trial, written from the driver (see the module docstring)."""
 
-    def __init__(self, spec: StudySpec, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, spec: StudySpec) -> None:
         self._spec = spec
+        self._runs: dict[Any, Any] = {}
+        self._wandb: Any = None
 
-    def _start_logging_actor(self, trial: Any, exclude_results: list[str], **wandb_init_kwargs: Any) -> None:
-        if not self._remote_logger_class:
-            # As Ray makes it, without a runtime env and without restarts (a restart needs its arguments
-            # kept in the object store, which Ray warns about; a lost logger loses only logging).
-            options: dict[str, Any] = {"num_cpus": 0}
-            options.update(_force_on_current_node())  # type: ignore[arg-type]
-            self._remote_logger_class = ray.remote(**options)(self._logger_actor_cls)  # type: ignore[assignment]
+    def _module(self) -> Any:
+        if self._wandb is None:
+            import wandb
+
+            self._wandb = wandb
+        return self._wandb
+
+    def log_trial_start(self, trial: Any) -> None:
+        if trial in self._runs:  # a retried trial (FailureConfig) goes on in its run
+            return
+        wandb = self._module()
         record = self._spec.record()
         settings = {k: record[k] for k in record if k not in ("storage", "space", "wandb")}
-        wandb_init_kwargs["config"] = {**(wandb_init_kwargs.get("config") or {}), "study": settings}
-        wandb_init_kwargs["name"] = _run_name(trial.config, str(wandb_init_kwargs.get("name")))
-        wandb_init_kwargs["dir"] = trial.path  # the trial's directory in the study, not Ray's session
-        os.makedirs(trial.path, exist_ok=True)
-        key = os.environ.get(WANDB_ENV_VAR) if self._spec.wandb == "online" else None
-        super()._start_logging_actor(trial, exclude_results, api_key=key, **wandb_init_kwargs)
+        config = {k: v for k, v in trial.config.items() if k not in EXCLUDED and k != "callbacks"}
+        run = wandb.init(
+            project="excolor",
+            group=self._spec.name,
+            name=_run_name(trial.config, str(trial)),
+            id=trial.trial_id,
+            config={**config, "study": settings, "trial_log_path": trial.path},
+            dir=trial.path,  # the trial's directory in the study, not Ray's session
+            mode=self._spec.wandb,
+            reinit="create_new",  # one open run per Ray trial, side by side in this process
+            allow_val_change=True,
+            settings=wandb.Settings(console="off", silent=True),  # the driver's terminal is the CLI's
+        )
+        run.define_metric("step")
+        run.define_metric("*", step_metric="step")
+        self._runs[trial] = run
+
+    def log_trial_result(self, iteration: int, trial: Any, result: dict[str, Any]) -> None:
+        if trial not in self._runs:
+            self.log_trial_start(trial)
+        run = self._runs[trial]
+        log, facts = _metrics(result)
+        if facts:
+            run.config.update(facts, allow_val_change=True)
+        if result.get("final") and isinstance(result.get("results"), str):
+            log.update(_tables(self._module(), json.loads(result["results"])))
+        run.log(log)  # W&B counts its own rows; charts use the logged training ``step``
+
+    def log_trial_end(self, trial: Any, failed: bool = False) -> None:
+        run = self._runs.pop(trial, None)
+        if run is not None:
+            self._finish(run, failed)
+
+    def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
+        for trial in list(self._runs):  # the run stopped first (Ctrl-C, a full disk): close what is open
+            self._finish(self._runs.pop(trial), failed=True)
+
+    @staticmethod
+    def _finish(run: Any, failed: bool) -> None:
+        try:
+            run.finish(exit_code=1 if failed else 0)
+        except Exception as error:  # a lost log must not fail the study
+            logger.warning("W&B run %s did not finish cleanly: %s", run.name, error)
 
     def __del__(self) -> None:
         with contextlib.suppress(Exception):
-            super().__del__()
+            for run in self._runs.values():
+                run.finish(exit_code=1)
 
 
 def wandb_callback(spec: StudySpec) -> Any:
-    """Ray's W&B callback for the study (``--wandb offline|online``)."""
-    return _Wandb(spec, project="excolor", group=spec.name, mode=spec.wandb, log_config=True, excludes=EXCLUDED)
+    """The study's W&B logger (``--wandb offline|online``)."""
+    return _StudyWandb(spec)
