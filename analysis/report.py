@@ -26,13 +26,11 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
-from analysis import figures, plots
 from analysis.errors import AnalysisError
 from analysis.models import evaluate_model, load_population
 from analysis.pareto import DEFAULT_REFERENCE
@@ -46,6 +44,9 @@ from analysis.tables import (
     objective_columns,
     study_original_rule,
 )
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["REFERENCE_FRONT", "ReportPaths", "format_number", "format_table", "front_table", "write_report"]
 
@@ -104,6 +105,8 @@ class _Document:
         self.blocks.append(("table", _Table(frame, swatches)))
 
     def figure(self, name: str, fig: Figure, caption: str) -> None:
+        from analysis import plots  # matplotlib, paid only when a report is made
+
         self.blocks.append(("figure", _Figure(name, plots.png_bytes(fig), caption)))
 
     def figures(self) -> list[_Figure]:
@@ -446,6 +449,8 @@ def _pareto_section(doc: _Document, study: Study, summary: FrontSummary) -> None
 
 
 def _plots_section(doc: _Document, study: Study, summary: FrontSummary) -> None:
+    from analysis import plots  # matplotlib, paid only when a report is made
+
     done = summary.done
     if done.empty:
         return
@@ -540,6 +545,8 @@ def _seed_metric_columns(study: Study, columns: Sequence[str]) -> list[str]:
 
 
 def _original_rule_section(doc: _Document, study: Study) -> None:
+    from analysis import plots  # matplotlib, paid only when a report is made
+
     seeds = study.seeds
     doc.heading("Original selection rule (§9.10) over all seeds")
     try:
@@ -695,6 +702,8 @@ def model_set(doc: _Document, model: Any, experiment: Any, *, label: str, out: P
     """One model's full set into ``doc``: named-colour table and bars, correlations and scatter plots,
     loss-cube errors, colour slices and their errors, latent views, the stacked figure; and
     ``best_model_table.tex`` in ``out``. Returns the LaTeX path."""
+    from analysis import figures, plots  # matplotlib, paid only when a report is made
+
     ev = experiment.evaluation
     evaluation = evaluate_model(model, evaluation=ev)
     frame, swatches = _color_table(evaluation.table)
@@ -803,6 +812,8 @@ def distribution_columns(experiment: Any, columns: Sequence[str]) -> list[str]:
 
 
 def _distribution_section(doc: _Document, study: Study, summary: FrontSummary) -> None:
+    from analysis import figures  # matplotlib, paid only when a report is made
+
     seeds = study.seeds
     if seeds.empty:
         return

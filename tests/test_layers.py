@@ -149,3 +149,17 @@ def test_the_checks_catch_a_back_edge_and_a_circle(tangled: Path) -> None:
         "excolor.model imports tune.cli: excolor may not depend on tune",
     ]
     assert cycles(_without_package_inits(graph(modules))) == [["analysis.a", "analysis.b"]]
+
+
+def test_status_and_the_search_driver_do_not_import_matplotlib() -> None:
+    """matplotlib (~1 s here) is paid for only when a report or figure is made: not by ``excolor
+    status``, nor by a study's driver, which prints the status at its end, nor by the W&B logger."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, analysis.cli, tune.runner, tune.wandb_logging, tune.validate; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib'))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
