@@ -141,8 +141,8 @@ def resolve_objectives(names: Iterable[str], experiment: Experiment | None = Non
 class Constraint:
     """A bound on one objective's column, e.g. ``recon<=2e-05``; a trial that breaks one is infeasible.
 
-    Optuna's samplers take it through ``constraints_func`` (a value <= 0 is feasible), and no
-    infeasible trial is ever on a front.
+    Optuna's samplers take it as each trial's constraint (``Trial.set_constraint``; a value <= 0 is
+    feasible), and no infeasible trial is ever on a front.
     """
 
     objective: Objective

@@ -30,7 +30,7 @@ from ray.tune.search import Searcher
 from analysis.objectives import Constraint, Objective, feasible
 from analysis.record import ERROR_FILE, RESULT_FILE, read_json_lines, trial_record_dir
 from tune.errors import storage_nearly_full
-from tune.searcher import CONSTRAINTS_ATTR, journal_storage
+from tune.searcher import journal_storage
 
 if TYPE_CHECKING:
     import optuna
@@ -70,7 +70,7 @@ class CohortSearcher(CohortHandout):
         study_name: the Optuna study's name.
         space: what is searched; its reference point (the hand schedule) is enqueued first.
         objectives: the study's objectives, in order.
-        constraints: bounds on objectives; each told trial carries its violations for the sampler.
+        constraints: bounds on objectives; each told trial carries its violations as Optuna constraints.
         sampler: the Optuna sampler.
         trials: how many configurations the study holds in the end.
         cohort: configurations per Ray trial.
@@ -207,12 +207,22 @@ class CohortSearcher(CohortHandout):
         values = [float(outcome["values"][o.column]) for o in self._objectives]
         if self._constraints:
             measured = outcome["values"]
-            attrs[CONSTRAINTS_ATTR] = [
-                c.violation(float(measured.get(c.objective.column, math.inf))) for c in self._constraints
-            ]
             attrs["feasible"] = feasible(measured, self._constraints)
+            self._set_constraints(number, measured)
         self._set_attrs(number, attrs)
         self._study.tell(number, values, skip_if_finished=True)
+
+    def _set_constraints(self, number: int, measured: Mapping[str, Any]) -> None:
+        """The trial's violations (<= 0: kept) as Optuna's own trial constraints, named as on the
+        command line (``recon<=2e-05``); the tpe, nsga2 and gp samplers read them."""
+        from optuna.trial import Trial
+
+        storage = self._study._storage
+        trial = Trial(self._study, storage.get_trial_id_from_study_id_trial_number(self._study._study_id, number))
+        known = trial.constraints  # set before a killed driver could tell the trial
+        for c in self._constraints:
+            if str(c) not in known:
+                trial.set_constraint(str(c), c.violation(float(measured.get(c.objective.column, math.inf))))
 
     # ------------------------------------------------------------------------------ seed racing
 

@@ -111,7 +111,7 @@ def _cohort_searcher(spec: StudySpec, experiment: Experiment, space: SearchSpace
         space=space,
         objectives=objectives,
         constraints=constraints,
-        sampler=make_sampler(spec.sampler, seed, constrained=bool(spec.constraints)),
+        sampler=make_sampler(spec.sampler, seed),
         trials=int(spec.trials or 0),
         race=RacePlanner(
             study_dir=spec.directory,

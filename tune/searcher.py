@@ -7,7 +7,6 @@ configuration, the hand schedule first. optuna-dashboard can watch it while the 
 from __future__ import annotations
 
 import os
-import warnings
 from typing import TYPE_CHECKING, Any
 
 from analysis.objectives import objective
@@ -20,7 +19,6 @@ if TYPE_CHECKING:
     from tune.spec import StudySpec
 
 __all__ = [
-    "CONSTRAINTS_ATTR",
     "fail_orphaned_trials",
     "journal_storage",
     "journal_trials",
@@ -30,32 +28,21 @@ __all__ = [
 ]
 
 
-CONSTRAINTS_ATTR = "constraints"
-"""User attribute holding a trial's constraint violations (<= 0: feasible), read by ``constraints_func``."""
-
-
-def _violations(trial: Any) -> list[float]:
-    return [float(v) for v in trial.user_attrs.get(CONSTRAINTS_ATTR, [])]
-
-
-def make_sampler(name: str, seed: int, *, constrained: bool = False) -> Any:
+def make_sampler(name: str, seed: int) -> Any:
     """The Optuna sampler ``name`` ('tpe', 'nsga2', 'gp' or 'random'), seeded.
 
-    With ``constrained``, the samplers that support it get ``constraints_func``, which reads each
-    trial's violations from its ``constraints`` user attribute (the random sampler ignores them).
+    Constraints reach the samplers as each told trial's own (``Trial.set_constraint``); tpe, nsga2
+    and gp use them, random ignores them.
     """
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    extra: dict[str, Any] = {"constraints_func": _violations} if constrained else {}
-    with warnings.catch_warnings():  # constraints_func is experimental in Optuna, stable in use
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        if name == "tpe":
-            return optuna.samplers.TPESampler(seed=seed, multivariate=True, **extra)
-        if name == "nsga2":
-            return optuna.samplers.NSGAIISampler(seed=seed, **extra)
-        if name == "gp":
-            return optuna.samplers.GPSampler(seed=seed, **extra)
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed)
     return optuna.samplers.RandomSampler(seed=seed)
 
 
