@@ -15,6 +15,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -456,9 +457,15 @@ Method = tuple[Sequence[int], Callable[[torch.Tensor], torch.Tensor] | None]
 
 
 def method_errors(
-    population: Population, x: torch.Tensor, methods: Sequence[Method], *, engine: str = "torch"
-) -> list[FloatArray]:
-    """Per-colour MSE (S, N) float64 of every model on colours ``x`` (N, 3), one array per method.
+    population: Population,
+    x: torch.Tensor,
+    methods: Sequence[Method],
+    *,
+    engine: str = "torch",
+    dtype: type[np.floating[Any]] = np.float64,
+) -> list[npt.NDArray[np.floating[Any]]]:
+    """Per-colour MSE (S, N) of every model on colours ``x`` (N, 3), one array per method, as
+    ``dtype`` (the models compute in float32; statistics that only order the errors need no more).
 
     ``engine`` ``kernel`` evaluates with the compiled per-model forward (``excolor.kernel_forward``,
     equal to float tolerance and several times faster on the CPU); any other value, or a population
@@ -467,9 +474,9 @@ def method_errors(
     if engine == "kernel" and population.flat.device.type == "cpu":
         from excolor.kernel_forward import color_errors
 
-        return [e.double().numpy() for e in color_errors(population, x, methods)]
+        return [e.numpy().astype(dtype, copy=False) for e in color_errors(population, x, methods)]
     return [
-        population.color_errors(x, ablate=ablate, latent_map=latent_map).double().cpu().numpy()
+        population.color_errors(x, ablate=ablate, latent_map=latent_map).cpu().numpy().astype(dtype, copy=False)
         for ablate, latent_map in methods
     ]
 
@@ -528,8 +535,19 @@ def cube_error_stats(mse: npt.ArrayLike, /) -> dict[str, FloatArray]:
     >>> {k: float(v) for k, v in cube_error_stats([0.0, 0.1, 0.5]).items()}
     {'max_mse': 0.5, 'median_mse': 0.1}
     """
-    errors = np.asarray(mse, dtype=np.float64)
-    return {"max_mse": errors.max(axis=-1), "median_mse": np.median(errors, axis=-1)}
+    errors = np.asarray(mse)
+    if errors.dtype not in (np.float32, np.float64):
+        errors = errors.astype(np.float64)
+    # NOTE(excolor): np.median's own result in float64, from a partition in the errors' own dtype:
+    # the loss cube's float32 errors need no float64 copy, and partition them in half the time.
+    n = errors.shape[-1]
+    middle = [(n - 1) // 2, n // 2]
+    pair = np.partition(errors, middle, axis=-1)[..., middle].astype(np.float64)
+    nan = np.isnan(errors).any(axis=-1)
+    return {
+        "max_mse": np.where(nan, np.nan, errors.max(axis=-1).astype(np.float64)),
+        "median_mse": np.where(nan, np.nan, (pair[..., 0] + pair[..., 1]) / 2),
+    }
 
 
 @torch.no_grad()
@@ -559,7 +577,8 @@ def population_cube_metrics(
     for spec in map(as_intervention, interventions):
         runs[spec.name] = ((), spec.build(axis))
     out: dict[str, FloatArray] = {}
-    for name, mse in zip(runs, method_errors(population, x, list(runs.values()), engine=engine)):  # (S, N) each
+    errors = method_errors(population, x, list(runs.values()), engine=engine, dtype=np.float32)
+    for name, mse in zip(runs, errors):  # (S, N) each
         for stat, values in cube_error_stats(mse).items():
             out[f"{name}_{stat}"] = values
     assert list(out) == cube_metric_names(interventions)

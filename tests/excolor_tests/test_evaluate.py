@@ -240,3 +240,20 @@ def test_population_correlations_equal_per_model_correlations() -> None:
         table = similarity_correlations(pop.module(i), n=8).set_index("plan")
         assert batched["ablated_r"][i] == pytest.approx(table.loc["ablated", "r"], abs=1e-6)
         assert batched["suppression_r"][i] == pytest.approx(table.loc["suppression", "r"], abs=1e-6)
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 86_400])
+def test_cube_error_stats_are_numpys_max_and_median_in_float64_from_either_precision(n: int) -> None:
+    """float32 errors (the loss cube's) are partitioned as they are: the same float64 results as
+    np.median and max of a float64 copy, bit for bit, NaN rows NaN."""
+    from excolor.evaluate import cube_error_stats
+
+    errors = np.random.default_rng(n).random((5, n), dtype=np.float32) ** 3
+    errors[1, n // 2] = np.nan
+    wide = errors.astype(np.float64)
+    for given in (errors, wide):
+        stats = cube_error_stats(given)
+        assert stats["max_mse"].dtype == stats["median_mse"].dtype == np.float64
+        np.testing.assert_array_equal(stats["max_mse"], wide.max(axis=-1))
+        np.testing.assert_array_equal(stats["median_mse"], np.median(wide, axis=-1))
+    assert np.isnan(cube_error_stats(errors)["median_mse"][1])
