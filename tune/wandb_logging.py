@@ -97,6 +97,7 @@ class _StudyWandb(LoggerCallback):  # type: ignore[misc]
         self._spec = spec
         self._runs: dict[Any, Any] = {}
         self._wandb: Any = None
+        self._broken = False  # W&B failed once: the study goes on without it
 
     def _module(self) -> Any:
         if self._wandb is None:
@@ -105,39 +106,62 @@ class _StudyWandb(LoggerCallback):  # type: ignore[misc]
             self._wandb = wandb
         return self._wandb
 
+    def _give_up(self, what: str, error: Exception) -> None:
+        """W&B failed (no network for ``online``, a full disk, a W&B bug): say so once and log no more.
+        NOTE(excolor): the driver runs this logger, so a W&B failure must never reach Tune, and an
+        unreachable server (W&B waits ~90 s per ``init``) must not stall the study run after run."""
+        if not self._broken:
+            self._broken = True
+            reason = f"{type(error).__name__}: {error}"
+            logger.warning("W&B: %s (%s); the study goes on without W&B logging", what, reason)
+        for trial, run in list(self._runs.items()):
+            self._runs[trial] = None
+            if run is not None:
+                with contextlib.suppress(Exception):
+                    run.finish(exit_code=1)
+
     def log_trial_start(self, trial: Any) -> None:
-        if trial in self._runs:  # a retried trial (FailureConfig) goes on in its run
+        if trial in self._runs or self._broken:  # a retried trial (FailureConfig) goes on in its run
             return
-        wandb = self._module()
-        record = self._spec.record()
-        settings = {k: record[k] for k in record if k not in ("storage", "space", "wandb")}
-        config = {k: v for k, v in trial.config.items() if k not in EXCLUDED and k != "callbacks"}
-        run = wandb.init(
-            project="excolor",
-            group=self._spec.name,
-            name=_run_name(trial.config, str(trial)),
-            id=trial.trial_id,
-            config={**config, "study": settings, "trial_log_path": trial.path},
-            dir=trial.path,  # the trial's directory in the study, not Ray's session
-            mode=self._spec.wandb,
-            reinit="create_new",  # one open run per Ray trial, side by side in this process
-            allow_val_change=True,
-            settings=wandb.Settings(console="off", silent=True),  # the driver's terminal is the CLI's
-        )
-        run.define_metric("step")
-        run.define_metric("*", step_metric="step")
+        try:
+            wandb = self._module()
+            record = self._spec.record()
+            settings = {k: record[k] for k in record if k not in ("storage", "space", "wandb")}
+            config = {k: v for k, v in trial.config.items() if k not in EXCLUDED and k != "callbacks"}
+            run = wandb.init(
+                project="excolor",
+                group=self._spec.name,
+                name=_run_name(trial.config, str(trial)),
+                id=trial.trial_id,
+                config={**config, "study": settings, "trial_log_path": trial.path},
+                dir=trial.path,  # the trial's directory in the study, not Ray's session
+                mode=self._spec.wandb,
+                reinit="create_new",  # one open run per Ray trial, side by side in this process
+                allow_val_change=True,
+                settings=wandb.Settings(console="off", silent=True),  # the driver's terminal is the CLI's
+            )
+            run.define_metric("step")
+            run.define_metric("*", step_metric="step")
+        except Exception as error:
+            self._give_up(f"the run of Ray trial {trial.trial_id} did not start", error)
+            return
         self._runs[trial] = run
 
     def log_trial_result(self, iteration: int, trial: Any, result: dict[str, Any]) -> None:
         if trial not in self._runs:
             self.log_trial_start(trial)
-        run = self._runs[trial]
-        log, facts = _metrics(result)
-        if facts:
-            run.config.update(facts, allow_val_change=True)
-        if result.get("final") and isinstance(result.get("results"), str):
-            log.update(_tables(self._module(), json.loads(result["results"])))
-        run.log(log)  # W&B counts its own rows; charts use the logged training ``step``
+        run = self._runs.get(trial)
+        if run is None:
+            return
+        try:
+            log, facts = _metrics(result)
+            if facts:
+                run.config.update(facts, allow_val_change=True)
+            if result.get("final") and isinstance(result.get("results"), str):
+                log.update(_tables(self._module(), json.loads(result["results"])))
+            run.log(log)  # W&B counts its own rows; charts use the logged training ``step``
+        except Exception as error:
+            self._give_up(f"logging Ray trial {trial.trial_id} failed", error)
 
     def log_trial_end(self, trial: Any, failed: bool = False) -> None:
         run = self._runs.pop(trial, None)
@@ -146,7 +170,9 @@ class _StudyWandb(LoggerCallback):  # type: ignore[misc]
 
     def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
         for trial in list(self._runs):  # the run stopped first (Ctrl-C, a full disk): close what is open
-            self._finish(self._runs.pop(trial), failed=True)
+            run = self._runs.pop(trial)
+            if run is not None:
+                self._finish(run, failed=True)
 
     @staticmethod
     def _finish(run: Any, failed: bool) -> None:
@@ -158,7 +184,8 @@ class _StudyWandb(LoggerCallback):  # type: ignore[misc]
     def __del__(self) -> None:
         with contextlib.suppress(Exception):
             for run in self._runs.values():
-                run.finish(exit_code=1)
+                if run is not None:
+                    run.finish(exit_code=1)
 
 
 def wandb_callback(spec: StudySpec) -> Any:
