@@ -61,6 +61,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=8)
     parser.add_argument("--wandb", default="offline", choices=["offline", "disabled"])
     parser.add_argument("--engine", default="auto", choices=["torch", "kernel", "auto"], help="for all three")
+    parser.add_argument(
+        "--sampler-seed",
+        type=int,
+        default=0,
+        help="the search's sampler seed (fixed, so runs train the same configurations; their cost varies with them)",
+    )
     args = parser.parse_args()
     c, s = args.configs, args.seeds
     models = c * s
@@ -96,6 +102,8 @@ def main() -> None:
                 args.wandb,
                 "--engine",
                 args.engine,
+                "--sampler-seed",
+                str(args.sampler_seed),
             ]
         )
         fit = re.search(r"(\d+) Ray trials in ([0-9.]+) s", out)
