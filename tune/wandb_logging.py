@@ -5,7 +5,8 @@ NOTE(excolor): Ray's ``WandbLoggerCallback`` starts two Ray actors per trial (a 
 imports W&B and Ray's integration, and a queue actor) and W&B starts a service in each logging
 actor: ~5 CPU-s per Ray trial, which cost 6–14 s of a 40–54-s Tune run of 512 models on 2 cores
 (`python benchmarks/cohort_search.py`, the issue's W&B-offline throughput). The driver is idle
-while trials train, and W&B (≥ 0.19) keeps several runs open in one process.
+while trials train, and W&B (≥ 0.19) keeps several runs open in one process: here W&B offline now
+costs under a second of such a run (44.7 s against 44.3 s with W&B disabled, same configurations).
 
 What is logged, and where:
 
@@ -121,7 +122,7 @@ class _StudyWandb(LoggerCallback):  # type: ignore[misc]
                     run.finish(exit_code=1)
 
     def log_trial_start(self, trial: Any) -> None:
-        if trial in self._runs or self._broken:  # a retried trial (FailureConfig) goes on in its run
+        if trial in self._runs or self._broken:  # open already; a retried trial's failed run was closed
             return
         try:
             wandb = self._module()
