@@ -185,11 +185,14 @@ class CohortSearcher(CohortHandout):
             return {"diverged": True, "reason": reason, **_identity(last)}
         return None
 
+    def _trial_id(self, number: int) -> int:
+        """The storage's id of Optuna trial ``number``."""
+        return self._study._storage.get_trial_id_from_study_id_trial_number(self._study._study_id, number)
+
     def _set_attrs(self, number: int, attrs: Mapping[str, Any]) -> None:
-        storage = self._study._storage
-        trial_id = storage.get_trial_id_from_study_id_trial_number(self._study._study_id, number)
+        trial_id = self._trial_id(number)
         for key, value in attrs.items():
-            storage.set_trial_user_attr(trial_id, key, value)
+            self._study._storage.set_trial_user_attr(trial_id, key, value)
 
     def _tell(self, number: int, outcome: Mapping[str, Any] | None, *, why: str = "") -> None:
         from optuna.trial import TrialState
@@ -217,8 +220,7 @@ class CohortSearcher(CohortHandout):
         command line (``recon<=2e-05``); the tpe, nsga2 and gp samplers read them."""
         from optuna.trial import Trial
 
-        storage = self._study._storage
-        trial = Trial(self._study, storage.get_trial_id_from_study_id_trial_number(self._study._study_id, number))
+        trial = Trial(self._study, self._trial_id(number))
         known = trial.constraints  # set before a killed driver could tell the trial
         for c in self._constraints:
             if str(c) not in known:

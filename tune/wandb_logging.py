@@ -86,7 +86,7 @@ def _metrics(result: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
             continue
         if top in _TO_CONFIG:
             facts[key] = value
-        elif isinstance(value, (Number, bool)) or (hasattr(value, "item") and getattr(value, "size", 0) == 1):
+        elif isinstance(value, Number) or (hasattr(value, "item") and getattr(value, "size", 0) == 1):
             log[key] = value.item() if hasattr(value, "item") else value
     return log, facts
 
@@ -115,11 +115,7 @@ class _StudyWandb(LoggerCallback):  # type: ignore[misc]
             self._broken = True
             reason = f"{type(error).__name__}: {error}"
             logger.warning("W&B: %s (%s); the study goes on without W&B logging", what, reason)
-        for trial, run in list(self._runs.items()):
-            self._runs[trial] = None
-            if run is not None:
-                with contextlib.suppress(Exception):
-                    run.finish(exit_code=1)
+        self._close_open()
 
     def log_trial_start(self, trial: Any) -> None:
         if trial in self._runs or self._broken:  # open already; a retried trial's failed run was closed
@@ -170,23 +166,25 @@ class _StudyWandb(LoggerCallback):  # type: ignore[misc]
             self._finish(run, failed)
 
     def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
-        for trial in list(self._runs):  # the run stopped first (Ctrl-C, a full disk): close what is open
-            run = self._runs.pop(trial)
-            if run is not None:
-                self._finish(run, failed=True)
+        self._close_open()  # the run stopped first (Ctrl-C, a full disk)
 
-    @staticmethod
-    def _finish(run: Any, failed: bool) -> None:
+    def _close_open(self) -> None:
+        """Close every open run as failed."""
+        runs, self._runs = list(self._runs.values()), {}
+        for run in runs:
+            self._finish(run, failed=True)
+
+    def _finish(self, run: Any, failed: bool) -> None:
         try:
             run.finish(exit_code=1 if failed else 0)
-        except Exception as error:  # a lost log must not fail the study
-            logger.warning("W&B run %s did not finish cleanly: %s", run.name, error)
+        except Exception as error:  # a lost log must not fail the study; W&B's failure is said once
+            if not self._broken:
+                logger.warning("W&B run %s did not finish cleanly: %s", run.name, error)
 
-    def __del__(self) -> None:
+    def __del__(self) -> None:  # quiet: logging at interpreter exit prints its own errors
         with contextlib.suppress(Exception):
             for run in self._runs.values():
-                if run is not None:
-                    run.finish(exit_code=1)
+                run.finish(exit_code=1)
 
 
 def wandb_callback(spec: StudySpec) -> Any:

@@ -67,14 +67,10 @@ class _Trial:
         self.trial_id, self.config, self.path = f"t{number}", {"cohort": [{"number": number}]}, str(tmp_path)
 
 
-def _trial(tmp_path: Path, number: int) -> Any:
-    return _Trial(tmp_path, number)
-
-
 def test_a_run_that_cannot_start_leaves_the_study_alone_and_is_not_retried(tmp_path: Path, caplog) -> None:
     wandb = _Wandb(fail_init=True)
     callback = _logger(tmp_path, wandb)
-    first, second = _trial(tmp_path, 0), _trial(tmp_path, 1)
+    first, second = _Trial(tmp_path, 0), _Trial(tmp_path, 1)
     with caplog.at_level(logging.WARNING, logger="tune.wandb_logging"):
         callback.log_trial_start(first)
         callback.log_trial_result(1, first, {"step": 150, "score_mean": 0.5})
@@ -90,7 +86,7 @@ def test_a_run_that_cannot_start_leaves_the_study_alone_and_is_not_retried(tmp_p
 def test_a_run_that_cannot_log_is_closed_and_logging_stops(tmp_path: Path, caplog) -> None:
     wandb = _Wandb(fail_log=True)
     callback = _logger(tmp_path, wandb)
-    first, second = _trial(tmp_path, 0), _trial(tmp_path, 1)
+    first, second = _Trial(tmp_path, 0), _Trial(tmp_path, 1)
     with caplog.at_level(logging.WARNING, logger="tune.wandb_logging"):
         callback.log_trial_start(first)
         callback.log_trial_start(second)
@@ -105,7 +101,7 @@ def test_a_run_that_cannot_log_is_closed_and_logging_stops(tmp_path: Path, caplo
 def test_a_run_is_named_after_its_configurations_and_closed_as_its_trial_ended(tmp_path: Path, failed: bool) -> None:
     wandb = _Wandb()
     callback = _logger(tmp_path, wandb)
-    trial = _trial(tmp_path, 7)
+    trial = _Trial(tmp_path, 7)
     callback.log_trial_result(1, trial, {"step": 150, "score_mean": 0.5, "node_id": "x", "config": {"a": 1}})
     callback.log_trial_end(trial, failed=failed)
     (run,) = wandb.runs
