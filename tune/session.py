@@ -125,7 +125,10 @@ def init_ray(address: str | None) -> str | None:
             if address:
                 ray.init(address=address, log_to_driver=False)
             else:
-                ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+                # NOTE(excolor): "local", not None: given no address, Ray joins the cluster named in
+                # /tmp/ray/ray_current_cluster (the last `ray start` on this machine), and one left there
+                # by a killed cluster made every embedded study hang silently (seen: > 2 minutes, no output).
+                ray.init(address="local", include_dashboard=False, log_to_driver=False, configure_logging=False)
     except (ConnectionError, ValueError, RuntimeError) as err:
         where = f"the Ray cluster at {address!r}" if address else "an embedded Ray"
         raise UsageError(f"cannot start or reach {where}: {err}") from None

@@ -227,3 +227,33 @@ def test_local_cluster_search_survives_a_lost_worker_node(tmp_path: Path) -> Non
         )
     assert down.returncode == 0
     assert not cluster_processes(port)
+
+
+def test_an_embedded_study_ignores_a_dead_clusters_address_file() -> None:
+    """A cluster killed without ``ray stop`` leaves its address in ``<ray tmp>/ray_current_cluster``;
+    given no address, Ray joins that cluster, so every embedded study hung there without a word.
+    An embedded study starts its own Ray whatever the file says."""
+    import shutil
+    import tempfile
+
+    ray_tmp = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))  # short: Ray's socket paths live under it
+    study = Path(tempfile.mkdtemp(prefix="excolor-stale-"))
+    try:
+        (ray_tmp / "ray").mkdir()
+        (ray_tmp / "ray" / "ray_current_cluster").write_text("192.0.2.1:6379")  # TEST-NET: nothing answers
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "disabled", "RAY_TMPDIR": str(ray_tmp)}
+        env.pop("RAY_ADDRESS", None)
+        args = ["search", "--name", "s", "--storage", str(study), "--trials", "1", "--seeds", "0", "--steps", "10"]
+        done = subprocess.run(
+            [sys.executable, "-m", "tune.cli", *args, "--wandb", "disabled"],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert _finished(study / "s") == 1
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+        shutil.rmtree(study, ignore_errors=True)
