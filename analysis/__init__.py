@@ -21,32 +21,69 @@ writes study records through ``record`` and reads objectives from ``objectives``
 - ``train_report`` the report of an ``excolor train`` output directory
 - ``cli``         what ``excolor status``, ``pareto`` and ``report`` run
 
-``write_report`` and ``ReportPaths`` are imported on first use: matplotlib is only paid for when a
-report is made. Loading a study reads its experiment record, which imports ``excolor`` (and torch).
+The package's names are imported on first use (``analysis.load_study`` imports ``results``): pandas,
+moocore and matplotlib are paid for only by the commands that need them, not by a trial process or
+``excolor train``. Loading a study reads its experiment record, which imports ``excolor`` (and torch).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from analysis.errors import AnalysisError
-from analysis.objectives import ALL_OBJECTIVES, Objective, experiment_objectives, resolve_objectives
-from analysis.pareto import (
-    domination_counts,
-    front_mask,
-    hypervolume,
-    hypervolume_history,
-    invalid_mask,
-    normalise,
-    original_best,
-    original_front,
-    original_minimize,
-    pareto_ranks,
-    seed_attainment,
-)
-from analysis.racing import front_probability, racing_table
-from analysis.results import Study, StudyCollection, load_studies, load_study, trial_seeds
-from analysis.validation import Validation, heldout_table, read_validations
+if TYPE_CHECKING:  # what the names are, for type checkers and editors
+    from analysis.errors import AnalysisError
+    from analysis.objectives import ALL_OBJECTIVES, Objective, experiment_objectives, resolve_objectives
+    from analysis.pareto import (
+        domination_counts,
+        front_mask,
+        hypervolume,
+        hypervolume_history,
+        invalid_mask,
+        normalise,
+        original_best,
+        original_front,
+        original_minimize,
+        pareto_ranks,
+        seed_attainment,
+    )
+    from analysis.racing import front_probability, racing_table
+    from analysis.report import ReportPaths, write_report
+    from analysis.results import Study, StudyCollection, load_studies, load_study, trial_seeds
+    from analysis.validation import Validation, heldout_table, read_validations
+
+# Each public name and the module it lives in; imported on first use, so a command that needs one
+# module (``excolor train`` reads only ``errors``) does not pay for pandas, moocore and matplotlib.
+_EXPORTS = {
+    "AnalysisError": "errors",
+    "ALL_OBJECTIVES": "objectives",
+    "Objective": "objectives",
+    "experiment_objectives": "objectives",
+    "resolve_objectives": "objectives",
+    "domination_counts": "pareto",
+    "front_mask": "pareto",
+    "hypervolume": "pareto",
+    "hypervolume_history": "pareto",
+    "invalid_mask": "pareto",
+    "normalise": "pareto",
+    "original_best": "pareto",
+    "original_front": "pareto",
+    "original_minimize": "pareto",
+    "pareto_ranks": "pareto",
+    "seed_attainment": "pareto",
+    "front_probability": "racing",
+    "racing_table": "racing",
+    "Study": "results",
+    "StudyCollection": "results",
+    "load_studies": "results",
+    "load_study": "results",
+    "trial_seeds": "results",
+    "Validation": "validation",
+    "heldout_table": "validation",
+    "read_validations": "validation",
+    "ReportPaths": "report",
+    "write_report": "report",
+}
 
 __all__ = [
     "ALL_OBJECTIVES",
@@ -81,8 +118,11 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("write_report", "ReportPaths"):
-        from analysis import report
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'analysis' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"analysis.{module}"), name)
 
-        return getattr(report, name)
-    raise AttributeError(f"module 'analysis' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

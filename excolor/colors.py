@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd  # imported where a table is made: `excolor train` and Ray trials need none
 
 __all__ = [
     "RED_HSV",
@@ -356,6 +358,8 @@ def named_colors(n_hues: int = 12, n_grays: int = 5) -> pd.DataFrame:
     hsv = [(k / n_hues, 1.0, 1.0) for k in range(n_hues)]
     hsv += [(0.0, 0.0, k / (n_grays - 1)) for k in range(n_grays)]
     rgb = hsv_to_rgb(np.array(hsv))  # (n_hues + n_grays, 3)
+    import pandas as pd
+
     return pd.DataFrame(
         {
             "name": list(_HUE_NAMES[n_hues] + _GRAY_NAMES[n_grays]),

@@ -15,12 +15,10 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
-import scipy.special
 import torch
 from torch import nn
 
@@ -29,6 +27,9 @@ from excolor.interventions import InterventionConfig, infer
 from excolor.methods import REGISTERED, SURGERY_POWER, InterventionSpec, as_intervention, cube_metric_names
 from excolor.population import Population
 from excolor.surgery import ablate, prune
+
+if TYPE_CHECKING:
+    import pandas as pd  # imported where a table is made: `excolor train` and Ray trials need none
 
 __all__ = [
     "CORRELATION_POWERS",
@@ -225,6 +226,8 @@ def _pearson_p(r: FloatArray, n: int) -> FloatArray:
     if n == 2:  # r is ±1 by construction; scipy reports p = 1.
         return np.where(np.isnan(r), np.nan, 1.0)
     # NOTE(evaluate): p = P(|T| >= |t|) with t = r·sqrt(df/(1 − r²)) equals I_{1−r²}(df/2, 1/2).
+    import scipy.special  # here, not at the top: training never needs it, and it costs ~0.5 s to import
+
     return np.asarray(scipy.special.betainc((n - 2) / 2.0, 0.5, np.clip(1.0 - r**2, 0.0, 1.0)))
 
 
@@ -348,6 +351,8 @@ def named_color_table(model: nn.Module, /, *, plans: Iterable[EvaluationPlan] | 
     rgb = np.array(colors["rgb"].tolist())  # (17, 3)
     baseline = next((p for p in resolved if p.name == "baseline"), EvaluationPlan("baseline"))
     base_mse = per_color_mse(model, rgb, plan=baseline)
+    import pandas as pd
+
     table = pd.DataFrame({"name": colors["name"], "rgb": colors["rgb"], "hsv": colors["hsv"], "baseline": base_mse})
     for plan in resolved:
         if plan.name == "baseline":
@@ -428,6 +433,8 @@ def similarity_correlations(model: nn.Module, /, *, n: int = 20) -> pd.DataFrame
         mse = per_color_mse(model, rgb, plan=plans[name])
         r, p = error_correlation(rgb, mse, power=power)
         rows.append({"plan": name, "power": power, "r": float(r), "r2": float(r) ** 2, "p": float(p)})
+    import pandas as pd
+
     return pd.DataFrame(rows, columns=["plan", "power", "r", "r2", "p"])
 
 

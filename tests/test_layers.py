@@ -163,3 +163,29 @@ def test_status_and_the_search_driver_do_not_import_matplotlib() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_training_does_not_import_what_only_tables_and_reports_need() -> None:
+    """A trial process (``tune.cohort``) and ``excolor train``'s trainer import neither scipy (~0.5 s,
+    for p-values only), moocore nor matplotlib, and nothing of ``analysis`` beyond what they use:
+    the package's names are imported on first use."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, tune.cohort, excolor.train; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'scipy', 'moocore', 'matplotlib'}), "
+        "sorted(m for m in sys.modules if m in ('analysis.pareto', 'analysis.results', 'analysis.report')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[] []"
+
+
+def test_the_analysis_package_exports_every_name_it_lists() -> None:
+    import analysis
+
+    assert set(analysis.__all__) == set(analysis._EXPORTS)
+    for name in analysis.__all__:
+        assert getattr(analysis, name) is not None
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        analysis.nope  # noqa: B018

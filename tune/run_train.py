@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import sys
@@ -17,7 +19,7 @@ from tune.errors import UsageError, writable_directory
 if TYPE_CHECKING:
     from excolor.config import Experiment
 
-__all__ = ["kernel_compile_due", "run_train", "summarize_scores"]
+__all__ = ["kernel_compile_due", "metrics_csv", "run_train", "summarize_scores"]
 
 RESULT_FILES = ("metrics.csv", "models.pt", "experiment.yaml", "experiment.json", "dopesheet.csv")
 
@@ -40,6 +42,19 @@ def _atomic_write(path: Path, write: object) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def metrics_csv(metrics: dict[str, np.ndarray]) -> str:
+    """The metrics as CSV text, one row per model: the file pandas' ``DataFrame(metrics).to_csv(index=False)``
+    writes (numpy's shortest round-trip text per value, NaN empty), without importing pandas (~0.5 s
+    of every ``excolor train``)."""
+    columns = [np.asarray(v) for v in metrics.values()]
+    cells = [np.where(np.isnan(v), "", v.astype(str)) if v.dtype.kind == "f" else v.astype(str) for v in columns]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(list(metrics))
+    writer.writerows(zip(*cells))
+    return buffer.getvalue()
 
 
 def summarize_scores(metrics: dict[str, np.ndarray], *, grid: int = 8, power: float = 3.0) -> str:
@@ -113,7 +128,6 @@ def run_train(
     quiet: bool,
 ) -> int:
     """Train ``experiment`` (overrides already applied) on ``seeds`` and write the results to ``out``."""
-    import pandas as pd
     import torch
     from tqdm import tqdm
 
@@ -154,12 +168,10 @@ def run_train(
             trainer = PopulationTrainer(experiment, chunk, device=torch_device, engine=engine)
             engines.add(trainer.engine + (f" ({trainer.engine_note})" if trainer.engine_note else ""))
             trainer.run(progress=bar.update)
-            metrics = trainer.final_metrics()
-            tables.append(pd.DataFrame(metrics))
+            tables.append(trainer.final_metrics())
             for i, seed in enumerate(chunk):
                 states[str(seed)] = trainer.population.flat[i].cpu().clone()
-    table = pd.concat(tables, ignore_index=True)
-    metrics_all = {c: table[c].to_numpy() for c in table.columns}
+    metrics_all = {c: np.concatenate([t[c] for t in tables]) for c in tables[0]}
 
     model_file = {
         "format": "excolor.models/1",
@@ -171,7 +183,7 @@ def run_train(
     _atomic_write(out / "experiment.yaml", lambda p: Path(p).write_text(to_yaml(experiment)))
     _atomic_write(out / "experiment.json", lambda p: Path(p).write_text(json.dumps(to_dict(experiment), indent=2)))
     _atomic_write(out / "dopesheet.csv", lambda p: Path(p).write_text(experiment.dopesheet.to_csv()))
-    _atomic_write(out / "metrics.csv", lambda p: table.to_csv(p, index=False))
+    _atomic_write(out / "metrics.csv", lambda p: Path(p).write_text(metrics_csv(metrics_all), encoding="utf-8"))
 
     m = experiment.model
     print(

@@ -137,3 +137,20 @@ def test_device_auto_trains_where_it_can(tmp_path: Path, capsys) -> None:
     )
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert f"device {expected}" in capsys.readouterr().out
+
+
+def test_metrics_csv_is_the_file_pandas_writes() -> None:
+    """``excolor train`` writes metrics.csv without pandas; the text is pandas' own, value for value."""
+    import numpy as np
+
+    from tune.run_train import metrics_csv
+
+    metrics = {
+        "seed": np.array([0, 7, 12]),
+        "score": np.array([0.1, np.nan, 1 / 3]),
+        "val_recon": np.array([1.2345678e-05, 0.1, np.nan], dtype=np.float32),
+        "labels/n/red": np.array([3, 0, 11], dtype=np.int64),
+        "collapsed": np.array([False, True, False]),
+        "odd, name": np.array([np.inf, -0.0, 2.5e-300]),
+    }
+    assert metrics_csv(metrics) == pd.DataFrame(metrics).to_csv(index=False)
