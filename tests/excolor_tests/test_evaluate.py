@@ -257,3 +257,18 @@ def test_cube_error_stats_are_numpys_max_and_median_in_float64_from_either_preci
         np.testing.assert_array_equal(stats["max_mse"], wide.max(axis=-1))
         np.testing.assert_array_equal(stats["median_mse"], np.median(wide, axis=-1))
     assert np.isnan(cube_error_stats(errors)["median_mse"][1])
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3, 8])
+def test_cube_statistics_on_threads_are_the_serial_ones(threads: int) -> None:
+    """Models split across threads (more threads than models too) give the serial values, in order."""
+    from excolor.evaluate import _rowwise_stats, cube_error_stats
+
+    rng = np.random.default_rng(threads)
+    errors = [rng.random((5, 101), dtype=np.float32) for _ in range(3)]
+    errors[2][3, 50] = np.nan
+    for serial, split in zip([cube_error_stats(e) for e in errors], _rowwise_stats(errors, threads)):
+        assert list(split) == list(serial)
+        for key in serial:
+            np.testing.assert_array_equal(split[key], serial[key])
+    assert _rowwise_stats([], threads) == []
