@@ -80,9 +80,13 @@ def test_cohort_members_equal_the_same_configurations_trained_alone(ray_session,
     engines' validation) are bitwise at H = 16; at H = 10 a model at an odd row of the population was
     measured to differ from its lone run after one step by ~7e-9 (not at even rows, not at H = 8, 12
     or 16; the cause, likely a SIMD path chosen by memory alignment, is not isolated), which 40
-    steps grow to ~1e-6.
+    steps grow to ~1e-6, and a schedule's dynamics can grow further (measured over 24 sampler seeds:
+    up to 2e-5 in score). The sampler seed is fixed so the test trains the same schedules every run:
+    seed 22 samples three H = 10 configurations beside an H = 16 one, and their torch rows differ
+    from their lone runs (by up to ~4e-6).
     """
-    assert main(_search(tmp_path, "eq", "--trials", "4", "--cohort", "4", "--engine", engine)) == 0
+    search = _search(tmp_path, "eq", "--trials", "4", "--cohort", "4", "--engine", engine, "--sampler-seed", "22")
+    assert main(search) == 0
     for number in range(4):
         directory = trial_record_dir(tmp_path / "eq", number)
         experiment = load_experiment(directory / "experiment.yaml")
