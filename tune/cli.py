@@ -8,6 +8,8 @@ exits with status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import atexit
+import gc
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +19,13 @@ from tune.arguments import positive_int
 from tune.errors import Interrupted, StorageFull, UsageError
 
 __all__ = ["main"]
+
+# NOTE(excolor): at exit the interpreter runs one last garbage collection over every object torch,
+# Ray, Numba and pandas made: 1.3 s after a study command (py-spy: gc_collect_main after main
+# returned), on every command. Registered here, before those libraries register theirs, this handler
+# runs after every other exit handler (Ray's shutdown, W&B's, logging's flush); it moves what is
+# still alive out of the collector's reach, and the ending process hands the memory back at once.
+atexit.register(gc.freeze)
 
 EXIT_USAGE = 2
 _EPILOG = """examples:

@@ -233,6 +233,7 @@ def _run_study(
             if is_storage_full(err) or storage_nearly_full(spec.directory):
                 raise StorageFull(_full_message(spec)) from None
             raise
+        fit_s = time.perf_counter() - start  # the Tune run alone, not Ray's shutdown
     if spec.layout == "cohort" and searcher.storage_full:
         raise StorageFull(_full_message(spec))
     unfinished = spec.layout == "cohort" and (searcher.pending > 0 or searcher.live > 0 or not searcher.race_over)
@@ -253,7 +254,7 @@ def _run_study(
             )
     if progress:
         print(
-            f"{spec.kind} {spec.name!r}: {len(results)} Ray trials in {time.perf_counter() - start:.1f} s",
+            f"{spec.kind} {spec.name!r}: {len(results)} Ray trials in {fit_s:.1f} s",
             file=sys.stderr,
         )
         if spec.layout == "cohort":

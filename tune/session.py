@@ -11,6 +11,7 @@ import contextlib
 import os
 import signal
 import socket
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -140,6 +141,22 @@ def init_ray(address: str | None) -> str | None:
     return None if node is None else str(node.get_session_dir_path())
 
 
+def _stop_autoscaler_monitor() -> None:
+    """Kill the embedded Ray's autoscaler monitor (a single node has nothing to scale).
+
+    NOTE(excolor): the monitor does not exit on SIGTERM, so ``ray.shutdown()`` waited out its full
+    second of grace for it (measured: 1.02 s of a 1.28-s shutdown) at the end of every study command.
+    """
+    import ray
+    from ray._private import ray_constants
+
+    node = ray._private.worker._global_node
+    for info in getattr(node, "all_processes", {}).get(ray_constants.PROCESS_TYPE_MONITOR, []):
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+            info.process.kill()
+            info.process.wait(timeout=5)
+
+
 def shutdown_embedded_ray(session_dir: str) -> None:
     """Stop the Ray this command started, and any of its processes that outlive it.
 
@@ -149,6 +166,7 @@ def shutdown_embedded_ray(session_dir: str) -> None:
     """
     import ray
 
+    _stop_autoscaler_monitor()
     ray.shutdown()
     for proc in Path("/proc").glob("[0-9]*"):
         try:
