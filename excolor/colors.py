@@ -351,6 +351,8 @@ def named_colors(n_hues: int = 12, n_grays: int = 5) -> pd.DataFrame:
     >>> named_colors(3, 2)['name'].tolist()
     ['red', 'green', 'blue', 'black', 'white']
     """
+    import pandas as pd
+
     if n_hues not in _HUE_NAMES:
         raise ValueError(f"n_hues must be one of {sorted(_HUE_NAMES)}, got {n_hues}")
     if n_grays not in _GRAY_NAMES:
@@ -358,8 +360,6 @@ def named_colors(n_hues: int = 12, n_grays: int = 5) -> pd.DataFrame:
     hsv = [(k / n_hues, 1.0, 1.0) for k in range(n_hues)]
     hsv += [(0.0, 0.0, k / (n_grays - 1)) for k in range(n_grays)]
     rgb = hsv_to_rgb(np.array(hsv))  # (n_hues + n_grays, 3)
-    import pandas as pd
-
     return pd.DataFrame(
         {
             "name": list(_HUE_NAMES[n_hues] + _GRAY_NAMES[n_grays]),

@@ -347,13 +347,13 @@ def named_color_table(model: nn.Module, /, *, plans: Iterable[EvaluationPlan] | 
         One row per named colour (12 hues then 5 greys, §9.3) with columns ``name``, ``rgb``, ``hsv``,
         ``baseline``, then ``<plan>`` (MSE) and ``<plan>-delta`` (MSE − baseline) per other plan.
     """
+    import pandas as pd
+
     resolved = _resolve_plans(model, plans)
     colors = named_colors()
     rgb = np.array(colors["rgb"].tolist())  # (17, 3)
     baseline = next((p for p in resolved if p.name == "baseline"), EvaluationPlan("baseline"))
     base_mse = per_color_mse(model, rgb, plan=baseline)
-    import pandas as pd
-
     table = pd.DataFrame({"name": colors["name"], "rgb": colors["rgb"], "hsv": colors["hsv"], "baseline": base_mse})
     for plan in resolved:
         if plan.name == "baseline":
@@ -427,6 +427,8 @@ def similarity_correlations(model: nn.Module, /, *, n: int = 20) -> pd.DataFrame
         Rows ``ablated`` and ``pruned`` (similarity cubed) and ``suppression`` (squared), with
         columns ``plan``, ``power``, ``r``, ``r2`` and ``p``.
     """
+    import pandas as pd
+
     rgb = rgb_grid(n)  # (n³, 3)
     plans = {p.name: p for p in standard_plans(k_bottleneck=_latent_width(model))}
     rows = []
@@ -434,8 +436,6 @@ def similarity_correlations(model: nn.Module, /, *, n: int = 20) -> pd.DataFrame
         mse = per_color_mse(model, rgb, plan=plans[name])
         r, p = error_correlation(rgb, mse, power=power)
         rows.append({"plan": name, "power": power, "r": float(r), "r2": float(r) ** 2, "p": float(p)})
-    import pandas as pd
-
     return pd.DataFrame(rows, columns=["plan", "power", "r", "r2", "p"])
 
 
