@@ -3,12 +3,15 @@
 ``resolve_device`` turns a ``--device`` value into a ``torch.device`` up front, so that asking for
 a GPU that torch cannot see fails with one sentence instead of a CUDA error deep inside the trainer.
 ``training_flops`` counts the FP32 arithmetic of one model-training, so that a measured rate can be
-put beside a GPU's FLOP bound (``benchmarks/gpu_speed.py``).
+put beside a GPU's FLOP bound (``benchmarks/gpu_speed.py``). ``on_threads`` shares a population's
+models among CPU threads (the kernel engine's training and scoring, the loss-cube statistics).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
@@ -19,6 +22,7 @@ __all__ = [
     "DEVICES",
     "DEVICES_HELP",
     "model_bytes",
+    "on_threads",
     "population_size",
     "resolve_device",
     "training_flops",
@@ -188,3 +192,15 @@ def training_flops(
         sep = 2 * b * b * k + 2 * b * b * 2 * k + per_entry * b * b
     adam = _ADAM_FLOPS_PER_PARAM * params
     return float(steps * (mlp + sep + adam))
+
+
+def on_threads(fn: Callable[..., None], s: int, threads: int, *args: object) -> None:
+    """``fn(lo, hi, *args)`` on contiguous shares of s models, one thread each (``fn`` releases the GIL)."""
+    n = max(1, min(threads, s))
+    bounds = [s * i // n for i in range(n + 1)]
+    if n == 1:
+        fn(0, s, *args)
+        return
+    with ThreadPoolExecutor(n) as pool:
+        for job in [pool.submit(fn, lo, hi, *args) for lo, hi in zip(bounds[:-1], bounds[1:])]:
+            job.result()

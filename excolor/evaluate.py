@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -24,6 +23,7 @@ import torch
 from torch import nn
 
 from excolor.colors import RED_HSV, ColorCube, hsv_similarity, named_colors, rgb_grid, rgb_to_hsv
+from excolor.devices import on_threads
 from excolor.interventions import InterventionConfig, infer
 from excolor.methods import REGISTERED, SURGERY_POWER, InterventionSpec, as_intervention, cube_metric_names
 from excolor.population import Population
@@ -594,14 +594,15 @@ def population_cube_metrics(
 
 
 def _rowwise_stats(errors: Sequence[npt.NDArray[np.floating]], threads: int) -> list[dict[str, FloatArray]]:
-    """``cube_error_stats`` of each (S, N) array, its models split across ``threads`` threads (numpy
+    """``cube_error_stats`` of each (S, N) array, its models shared among ``threads`` threads (numpy
     partitions without the GIL: 0.8 s -> 0.4 s for 256 models' three methods on 2 cores)."""
     size = errors[0].shape[0] if errors else 0
-    n = max(1, min(threads, size))
-    if n == 1:
-        return [cube_error_stats(e) for e in errors]
-    bounds = [size * i // n for i in range(n + 1)]
-    blocks = list(zip(bounds[:-1], bounds[1:]))
-    with ThreadPoolExecutor(n) as pool:
-        parts = [[pool.submit(cube_error_stats, e[lo:hi]) for lo, hi in blocks] for e in errors]
-        return [{k: np.concatenate([p.result()[k] for p in ps]) for k in ps[0].result()} for ps in parts]
+    out = [{"max_mse": np.empty(size), "median_mse": np.empty(size)} for _ in errors]
+
+    def fill(lo: int, hi: int) -> None:
+        for e, stats in zip(errors, out):
+            for key, values in cube_error_stats(e[lo:hi]).items():
+                stats[key][lo:hi] = values
+
+    on_threads(fill, size, threads)
+    return out

@@ -21,8 +21,7 @@ R training regularizers, L labels, K latent width, F widest layer.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +42,7 @@ from excolor.data import (
     _STEP_MUL,
     HashSampler,
 )
+from excolor.devices import on_threads
 from excolor.regularizers import (
     Anchor,
     AngularAnchor,
@@ -60,7 +60,6 @@ __all__ = [
     "hash_keys",
     "kernel_plan",
     "layer_offsets",
-    "on_threads",
     "train_chunk",
     "unsupported",
 ]
@@ -855,18 +854,6 @@ def layer_offsets(shapes: np.ndarray) -> np.ndarray:
     offsets = np.zeros(len(shapes), np.int64)
     offsets[1:] = np.cumsum([o * i + o for o, i in shapes])[:-1]
     return offsets
-
-
-def on_threads(fn: Callable[..., None], s: int, threads: int, *args: object) -> None:
-    """``fn(lo, hi, *args)`` on contiguous shares of s models, one thread each (``fn`` releases the GIL)."""
-    n = max(1, min(threads, s))
-    bounds = [s * i // n for i in range(n + 1)]
-    if n == 1:
-        fn(0, s, *args)
-        return
-    with ThreadPoolExecutor(n) as pool:
-        for job in [pool.submit(fn, lo, hi, *args) for lo, hi in zip(bounds[:-1], bounds[1:])]:
-            job.result()
 
 
 def train_chunk(

@@ -21,7 +21,8 @@ import numpy as np
 import torch
 from numba import njit
 
-from excolor.kernel import _FM, _linear, _train_models, layer_offsets, on_threads
+from excolor.devices import on_threads
+from excolor.kernel import _FM, _linear, _train_models, layer_offsets
 from excolor.population import Population
 
 __all__ = ["cached", "color_errors"]
