@@ -29,8 +29,8 @@ def _finished(study: Path) -> int:
     return n
 
 
-def _cli(args: list[str]) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "disabled"}
+def _cli(args: list[str], **extra_env: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "disabled", **extra_env}
     return subprocess.Popen(
         [sys.executable, "-m", "tune.cli", *args],
         env=env,
@@ -229,7 +229,7 @@ def test_local_cluster_search_survives_a_lost_worker_node(tmp_path: Path) -> Non
     assert not cluster_processes(port)
 
 
-def test_an_embedded_study_ignores_a_dead_clusters_address_file() -> None:
+def test_an_embedded_study_ignores_a_dead_clusters_address_file(tmp_path: Path) -> None:
     """A cluster killed without ``ray stop`` leaves its address in ``<ray tmp>/ray_current_cluster``;
     given no address, Ray joins that cluster, so every embedded study hung there without a word.
     An embedded study starts its own Ray whatever the file says."""
@@ -237,23 +237,16 @@ def test_an_embedded_study_ignores_a_dead_clusters_address_file() -> None:
     import tempfile
 
     ray_tmp = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))  # short: Ray's socket paths live under it
-    study = Path(tempfile.mkdtemp(prefix="excolor-stale-"))
     try:
         (ray_tmp / "ray").mkdir()
         (ray_tmp / "ray" / "ray_current_cluster").write_text("192.0.2.1:6379")  # TEST-NET: nothing answers
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "disabled", "RAY_TMPDIR": str(ray_tmp)}
-        env.pop("RAY_ADDRESS", None)
-        args = ["search", "--name", "s", "--storage", str(study), "--trials", "1", "--seeds", "0", "--steps", "10"]
-        done = subprocess.run(
-            [sys.executable, "-m", "tune.cli", *args, "--wandb", "disabled"],
-            env=env,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert done.returncode == 0, done.stderr[-2000:]
-        assert _finished(study / "s") == 1
+        args = ["search", "--name", "s", "--storage", str(tmp_path), "--trials", "1", "--seeds", "0", "--steps", "10"]
+        search = _cli([*args, "--wandb", "disabled"], RAY_TMPDIR=str(ray_tmp), RAY_ADDRESS="")  # "": embedded
+        try:
+            out, _ = search.communicate(timeout=300)
+        finally:
+            search.kill()  # a hung command (the old behaviour) is not left behind
+        assert search.returncode == 0, out[-2000:]
+        assert _finished(tmp_path / "s") == 1
     finally:
         shutil.rmtree(ray_tmp, ignore_errors=True)
-        shutil.rmtree(study, ignore_errors=True)
