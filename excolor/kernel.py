@@ -544,9 +544,27 @@ def _mix32_py(x: int) -> int:
 # ------------------------------------------------------------------------------------- one model
 
 
+@njit(fastmath=_FM, error_model="numpy", inline="always")
+def _linear_unrolled(
+    flat: np.ndarray, w_off: int, n_out: int, n_in: int, x: np.ndarray, out: np.ndarray, b: int
+) -> None:
+    """``_linear`` for an ``n_in`` the caller passes as a literal: each output's sum over inputs
+    is then unrolled and kept in a register across a vector of colours (one store per output, not
+    one load and store per input). The additions run in ``_linear_rows``' order: bitwise equal."""
+    b_off = w_off + n_out * n_in
+    for o in range(n_out):
+        bias = flat[b_off + o]
+        w_o = w_off + o * n_in
+        for i in range(b):
+            acc = bias
+            for c in range(n_in):
+                acc += flat[w_o + c] * x[c, i]
+            out[o, i] = acc
+
+
 @_jit
-def _linear(flat: np.ndarray, w_off: int, n_out: int, n_in: int, x: np.ndarray, out: np.ndarray, b: int) -> None:
-    """out (n_out, B) = W x + bias for one model's row of parameters ``flat`` (P,)."""
+def _linear_rows(flat: np.ndarray, w_off: int, n_out: int, n_in: int, x: np.ndarray, out: np.ndarray, b: int) -> None:
+    """``_linear`` for any ``n_in``: each output row accumulates one input at a time."""
     b_off = w_off + n_out * n_in
     for o in range(n_out):
         bias = flat[b_off + o]
@@ -556,6 +574,76 @@ def _linear(flat: np.ndarray, w_off: int, n_out: int, n_in: int, x: np.ndarray, 
             w = flat[w_off + o * n_in + c]
             for i in range(b):
                 out[o, i] += w * x[c, i]
+
+
+@_jit
+def _linear(flat: np.ndarray, w_off: int, n_out: int, n_in: int, x: np.ndarray, out: np.ndarray, b: int) -> None:
+    """out (n_out, B) = W x + bias for one model's row of parameters ``flat`` (P,).
+
+    NOTE(excolor): the widths the presets and search spaces use (RGB 3, latents 4 and 5, hidden
+    10 and 16) get a copy compiled for that literal width, ~2x faster (LLVM vectorizes only
+    innermost loops, so the input loop must be unrolled to keep the sum in a register); other
+    widths take the general loop. Same additions in the same order either way."""
+    if n_in == 16:
+        _linear_unrolled(flat, w_off, n_out, 16, x, out, b)
+    elif n_in == 3:
+        _linear_unrolled(flat, w_off, n_out, 3, x, out, b)
+    elif n_in == 5:
+        _linear_unrolled(flat, w_off, n_out, 5, x, out, b)
+    elif n_in == 4:
+        _linear_unrolled(flat, w_off, n_out, 4, x, out, b)
+    elif n_in == 10:
+        _linear_unrolled(flat, w_off, n_out, 10, x, out, b)
+    else:
+        _linear_rows(flat, w_off, n_out, n_in, x, out, b)
+
+
+@njit(fastmath=_FM, error_model="numpy", inline="always")
+def _input_grad_unrolled(
+    flat: np.ndarray, w_off: int, n_out: int, n_in: int, d: np.ndarray, d_in: np.ndarray, b: int
+) -> None:
+    """``_linear_input_grad`` for an ``n_out`` the caller passes as a literal (see ``_linear``)."""
+    for c in range(n_in):
+        for i in range(b):
+            acc = np.float32(0.0)
+            for o in range(n_out):
+                acc += flat[w_off + o * n_in + c] * d[o, i]
+            d_in[c, i] = acc
+
+
+@_jit
+def _linear_input_grad(
+    flat: np.ndarray, w_off: int, n_out: int, n_in: int, d: np.ndarray, d_in: np.ndarray, b: int
+) -> None:
+    """d_in (n_in, B) = Wᵀ d for the output gradient d (n_out, B) of the Linear at ``w_off``: each
+    input's sum over outputs in output order, unrolled for the widths ``_linear`` unrolls."""
+    if n_out == 16:
+        _input_grad_unrolled(flat, w_off, 16, n_in, d, d_in, b)
+    elif n_out == 5:
+        _input_grad_unrolled(flat, w_off, 5, n_in, d, d_in, b)
+    elif n_out == 3:
+        _input_grad_unrolled(flat, w_off, 3, n_in, d, d_in, b)
+    elif n_out == 4:
+        _input_grad_unrolled(flat, w_off, 4, n_in, d, d_in, b)
+    elif n_out == 10:
+        _input_grad_unrolled(flat, w_off, 10, n_in, d, d_in, b)
+    else:
+        _linear_rows_input_grad(flat, w_off, n_out, n_in, d, d_in, b)
+
+
+@_jit
+def _linear_rows_input_grad(
+    flat: np.ndarray, w_off: int, n_out: int, n_in: int, d: np.ndarray, d_in: np.ndarray, b: int
+) -> None:
+    """``_linear_input_grad`` for any ``n_out``: each input row accumulates one output at a time."""
+    for c in range(n_in):
+        for i in range(b):
+            d_in[c, i] = np.float32(0.0)
+    for o in range(n_out):
+        for c in range(n_in):
+            w = flat[w_off + o * n_in + c]
+            for i in range(b):
+                d_in[c, i] += w * d[o, i]
 
 
 @_jit
@@ -737,14 +825,7 @@ def _model_steps(
                     grad[w_off + o * n_in + c] = _dot(d[o], xin[c])
             if j == 0:
                 break
-            for c in range(n_in):
-                for i in range(b):
-                    d_in[c, i] = np.float32(0.0)
-            for o in range(n_out):
-                for c in range(n_in):
-                    w = row[w_off + o * n_in + c]
-                    for i in range(b):
-                        d_in[c, i] += w * d[o, i]
+            _linear_input_grad(row, w_off, n_out, n_in, d, d_in, b)
             if j == n_enc:  # decoder's first Linear reads the unit latent h
                 h = acts[n_enc]
                 for c in range(n_in):

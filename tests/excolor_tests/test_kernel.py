@@ -13,7 +13,16 @@ import torch
 
 from excolor.dopesheet import reference_dopesheet
 from excolor.experiments import PRESETS, ex_2_9_1, preset
-from excolor.kernel import KERNEL_TERMS, _hash_batch, hash_keys, unsupported
+from excolor.kernel import (
+    KERNEL_TERMS,
+    _hash_batch,
+    _linear,
+    _linear_input_grad,
+    _linear_rows,
+    _linear_rows_input_grad,
+    hash_keys,
+    unsupported,
+)
 from excolor.plain import train_plain
 from excolor.regularizers import Anchor, RegularizerConfig
 from excolor.train import PopulationTrainer, resolve_engine, train
@@ -56,6 +65,37 @@ def test_kernel_equals_torch_trainer_on_every_preset(name: str) -> None:
     assert len(ker.history) == len(ref.history) == 1
     for key, value in ref.history[0].items():
         torch.testing.assert_close(ker.history[0][key], value, rtol=1e-3, atol=1e-5, equal_nan=True, msg=key)
+
+
+@pytest.mark.parametrize("width", [3, 4, 5, 10, 16, 7])
+def test_unrolled_linear_equals_the_general_loop_bitwise(width: int) -> None:
+    """The widths compiled unrolled (and 7, which is not) add the same products in the same order
+    as the general loops, forward (W x + b) and backward (Wᵀ d), so results do not depend on it."""
+    rng = np.random.default_rng(width)
+    for n_out, n_in in [(width, 3), (16, width), (width, width), (3, width)]:
+        for b in (64, 61, 256):
+            flat = rng.standard_normal(7 + n_out * n_in + n_out).astype(np.float32)
+            x = rng.standard_normal((n_in, b)).astype(np.float32)
+            d = rng.standard_normal((n_out, b)).astype(np.float32)
+            got, want = np.empty((n_out, b), np.float32), np.empty((n_out, b), np.float32)
+            _linear(flat, 7, n_out, n_in, x, got, b)
+            _linear_rows(flat, 7, n_out, n_in, x, want, b)
+            np.testing.assert_array_equal(got, want)
+            w = flat[7 : 7 + n_out * n_in].reshape(n_out, n_in).astype(np.float64)
+            np.testing.assert_allclose(got, w @ x + flat[7 + n_out * n_in :, None], rtol=1e-4, atol=1e-5)
+            got, want = np.empty((n_in, b), np.float32), np.empty((n_in, b), np.float32)
+            _linear_input_grad(flat, 7, n_out, n_in, d, got, b)
+            _linear_rows_input_grad(flat, 7, n_out, n_in, d, want, b)
+            np.testing.assert_array_equal(got, want)
+            np.testing.assert_allclose(got, w.T @ d, rtol=1e-4, atol=1e-5)
+
+
+def test_kernel_equals_torch_trainer_at_a_width_it_does_not_unroll() -> None:
+    """H = 7 takes the general Linear loops: same agreement with the torch engine."""
+    exp = ex_2_9_1(hidden=7)
+    ref, ker = _pair(exp, [0, 1], exp.dopesheet.length // 10)
+    torch.testing.assert_close(ker.population.flat, ref.population.flat, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(ker.exp_avg, ref.exp_avg, rtol=1e-3, atol=1e-6)
 
 
 def test_kernel_equals_plain_autograd_loop(experiment) -> None:

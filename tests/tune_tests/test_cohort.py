@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -298,6 +299,20 @@ def test_default_cohorts_fill_the_slots_and_cap_the_population() -> None:
     assert default_cohort(1000, 16, slots=2, device="cpu") == 16
     assert default_cohort(3, 1000, slots=8, device="cpu") == 1
     assert default_cohort(0, 8, slots=2, device="cpu") == 1
+    assert default_cohort(80, 16, slots=2, device="cpu") == 14  # 6 cohorts in 3 full rounds, not 5 of 16
+
+
+@pytest.mark.parametrize("slots", [1, 2, 3, 8])
+def test_default_cohorts_need_no_more_rounds_than_the_population_cap(slots: int) -> None:
+    """Smaller cohorts fill the slots, never at the cost of a round: ``slots`` trials at a time take
+    as many rounds as cohorts of the full cap would."""
+    for pending in range(1, 300, 7):
+        for seeds in (1, 8, 16, 100):
+            cap = max(1, 256 // seeds)
+            size = default_cohort(pending, seeds, slots=slots, device="cpu")
+            assert 1 <= size <= cap
+            cohorts = math.ceil(pending / size)
+            assert math.ceil(cohorts / slots) == math.ceil(math.ceil(pending / cap) / slots)
 
 
 @pytest.mark.slow
