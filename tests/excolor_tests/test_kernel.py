@@ -13,16 +13,7 @@ import torch
 
 from excolor.dopesheet import reference_dopesheet
 from excolor.experiments import PRESETS, ex_2_9_1, preset
-from excolor.kernel import (
-    KERNEL_TERMS,
-    _hash_batch,
-    _linear,
-    _linear_input_grad,
-    _linear_rows,
-    _linear_rows_input_grad,
-    hash_keys,
-    unsupported,
-)
+from excolor.kernel import KERNEL_TERMS, _hash_batch, _separate_row, _separate_row_general, hash_keys, unsupported
 from excolor.plain import train_plain
 from excolor.regularizers import Anchor, RegularizerConfig
 from excolor.train import PopulationTrainer, resolve_engine, train
@@ -67,35 +58,29 @@ def test_kernel_equals_torch_trainer_on_every_preset(name: str) -> None:
         torch.testing.assert_close(ker.history[0][key], value, rtol=1e-3, atol=1e-5, equal_nan=True, msg=key)
 
 
-@pytest.mark.parametrize("width", [3, 4, 5, 10, 16, 7])
-def test_unrolled_linear_equals_the_general_loop_bitwise(width: int) -> None:
-    """The widths compiled unrolled (and 7, which is not) add the same products in the same order
-    as the general loops, forward (W x + b) and backward (Wᵀ d), so results do not depend on it."""
-    rng = np.random.default_rng(width)
-    for n_out, n_in in [(width, 3), (16, width), (width, width), (3, width)]:
-        for b in (64, 61, 256):
-            flat = rng.standard_normal(7 + n_out * n_in + n_out).astype(np.float32)
-            x = rng.standard_normal((n_in, b)).astype(np.float32)
-            d = rng.standard_normal((n_out, b)).astype(np.float32)
-            got, want = np.empty((n_out, b), np.float32), np.empty((n_out, b), np.float32)
-            _linear(flat, 7, n_out, n_in, x, got, b)
-            _linear_rows(flat, 7, n_out, n_in, x, want, b)
-            np.testing.assert_array_equal(got, want)
-            w = flat[7 : 7 + n_out * n_in].reshape(n_out, n_in).astype(np.float64)
-            np.testing.assert_allclose(got, w @ x + flat[7 + n_out * n_in :, None], rtol=1e-4, atol=1e-5)
-            got, want = np.empty((n_in, b), np.float32), np.empty((n_in, b), np.float32)
-            _linear_input_grad(flat, 7, n_out, n_in, d, got, b)
-            _linear_rows_input_grad(flat, 7, n_out, n_in, d, want, b)
-            np.testing.assert_array_equal(got, want)
-            np.testing.assert_allclose(got, w.T @ d, rtol=1e-4, atol=1e-5)
-
-
-def test_kernel_equals_torch_trainer_at_a_width_it_does_not_unroll() -> None:
-    """H = 7 takes the general Linear loops: same agreement with the torch engine."""
-    exp = ex_2_9_1(hidden=7)
-    ref, ker = _pair(exp, [0, 1], exp.dopesheet.length // 10)
-    torch.testing.assert_close(ker.population.flat, ref.population.flat, rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(ker.exp_avg, ref.exp_avg, rtol=1e-3, atol=1e-6)
+@pytest.mark.parametrize("shift", [True, False])
+@pytest.mark.parametrize("k", [0, 1, 2, 9, 99, 128, 255])
+def test_fused_separate_row_equals_the_general_row_bitwise(shift: bool, k: int) -> None:
+    """Separate's row with its power chain in registers (integer exponents below 256) gives the
+    general row's C^k, row sums and masked counts bit for bit: masked self-pairs (C = 1), entries
+    under the floor, negative cosines and values whose high powers underflow included."""
+    rng = np.random.default_rng(k)
+    dot = rng.uniform(-1.0, 1.0, 64).astype(np.float32)
+    dot[:4] = [1.0, 1.0 - 1e-6, -1.0, 0.0]
+    dot[4:8] = rng.uniform(0.99, 1.0, 4)
+    floor = np.float32(1e-36 ** (1.0 / (k + 1)))
+    close_at = np.float32(math.nextafter(1.0 - (1e-8 + 1e-5) / (2 if shift else 1), -math.inf))
+    outs = []
+    for fused in (True, False):
+        bl, ps, count = np.full(64, np.nan, np.float32), np.full(64, 0.25, np.float32), np.ones(64, np.float32)
+        if fused:
+            _separate_row(dot.copy(), bl, ps, count, shift, floor, close_at, k)
+        else:
+            _separate_row_general(dot.copy(), np.empty(64, np.float32), bl, ps, count, shift, floor, close_at, float(k))
+        outs.append((bl, ps, count))
+    for got, want in zip(*outs):
+        np.testing.assert_array_equal(got, want)
+    assert outs[0][2].max() > 1  # some entries were masked
 
 
 def test_kernel_equals_plain_autograd_loop(experiment) -> None:
