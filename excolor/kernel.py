@@ -297,6 +297,21 @@ def _unit_vjp(
 _FUSED_POWER_BITS = 8
 
 
+@njit(fastmath=_FM, error_model="numpy", inline="always")
+def _kept_cosine(dot: np.float32, shift: bool, floor: np.float32, close_at: np.float32) -> tuple[np.float32, bool]:
+    """(C as Separate keeps it, whether it is masked) for one cosine: (1 + cos)/2 with ``shift``, 0
+    below the floor (C^p under 1e-36), and masked (0, counted apart) where isclose(C, 1): self-pairs
+    and duplicates."""
+    if shift:
+        c = np.float32(0.5) + np.float32(0.5) * dot
+        c_low = c if c > floor else np.float32(0.0)
+    else:
+        c = dot
+        c_low = c if (c if c >= 0 else -c) >= floor else np.float32(0.0)
+    masked = bool(c_low > close_at)
+    return (np.float32(0.0) if masked else c_low), masked
+
+
 @_jit
 def _separate_row(
     dot: np.ndarray,
@@ -316,14 +331,7 @@ def _separate_row(
     one process against the general row). The products are ``_row_pow``'s, in its order: a bit of
     k that is 0 multiplies by exactly 1, so the results are bitwise the general row's."""
     for j in range(dot.shape[0]):
-        if shift:
-            c = np.float32(0.5) + np.float32(0.5) * dot[j]
-            c_low = c if c > floor else np.float32(0.0)
-        else:
-            c = dot[j]
-            c_low = c if (c if c >= 0 else -c) >= floor else np.float32(0.0)
-        masked = c_low > close_at  # isclose(C, 1): self-pairs and duplicates
-        kept = np.float32(0.0) if masked else c_low
+        kept, masked = _kept_cosine(dot[j], shift, floor, close_at)
         count[j] += np.float32(1.0) if masked else np.float32(0.0)
         power = np.float32(1.0)
         base = kept  # |C| <= 1: its squares cannot overflow
@@ -349,14 +357,7 @@ def _separate_row_general(
     """``_separate_row`` for any exponent p1 (``dot`` is overwritten; ``kept`` (B,) is scratch)."""
     b = dot.shape[0]
     for j in range(b):
-        if shift:
-            c = np.float32(0.5) + np.float32(0.5) * dot[j]
-            c_low = c if c > floor else np.float32(0.0)
-        else:
-            c = dot[j]
-            c_low = c if (c if c >= 0 else -c) >= floor else np.float32(0.0)
-        masked = c_low > close_at  # isclose(C, 1): self-pairs and duplicates
-        kept[j] = np.float32(0.0) if masked else c_low
+        kept[j], masked = _kept_cosine(dot[j], shift, floor, close_at)
         count[j] += np.float32(1.0) if masked else np.float32(0.0)
     if p1 == int(p1):
         dot[:] = kept  # the power chain's base (dot is free now)
