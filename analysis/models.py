@@ -37,6 +37,7 @@ __all__ = [
     "Checkpoint",
     "ModelEvaluation",
     "anchor_name",
+    "cube_metrics",
     "evaluate_model",
     "evaluation_plans",
     "latent_layers",
@@ -131,6 +132,58 @@ def load_population(path: str | Path, /, *, hidden: int | None = None, model: An
     population = Population(flat, k_bottleneck=k, hidden=width, n_nonlinear=n_blocks, kind=kind)
     step = state.get("step")
     return Checkpoint(population, [int(s) for s in seeds], int(step) if isinstance(step, (int, float)) else None)
+
+
+def cube_metrics(study: Any, trial_ids: Sequence[str], /) -> pd.DataFrame:
+    """Per-seed loss-cube errors of done trials, scored now from their stored models.
+
+    A search scores the loss cube only with ``--cube-metrics`` (it is a quarter of a search's time,
+    for diagnostics no objective uses); a report asks for the trials it shows. Each stored
+    population (a configuration's ``population.pt`` and its race blocks') is scored as training
+    scores it (``excolor.evaluate.population_cube_metrics`` with the study's engine, model by model,
+    so the values are those training would have written); a diverged seed's are NaN, as there.
+
+    Returns:
+        One row per (trial, seed) found: ``trial_id``, ``seed`` and ``cube_metric_names``' columns.
+
+    Raises:
+        AnalysisError: an unreadable population file or experiment (naming the file).
+    """
+    import torch
+
+    from analysis.record import POPULATION_FILE, race_record_dirs
+    from excolor.evaluate import population_cube_metrics
+    from excolor.train import resolve_engine
+
+    frames = []
+    for trial_id in trial_ids:
+        experiment = study.trial_experiment(trial_id)
+        ev = experiment.evaluation
+        engine, _ = resolve_engine(str(study.record.get("engine") or "torch"), experiment, torch.device("cpu"))
+        directory = study.trial_path(trial_id)
+        for d in [directory, *race_record_dirs(directory)]:
+            if not (d / POPULATION_FILE).is_file():
+                continue
+            saved = load_population(d / POPULATION_FILE, hidden=experiment.model.hidden, model=experiment.model)
+            values = population_cube_metrics(
+                saved.population,
+                concept_dims=ev.concept_dims,
+                concept_dim=ev.concept_dim,
+                interventions=ev.interventions,
+                engine=engine,
+            )
+            frames.append(pd.DataFrame({"trial_id": trial_id, "seed": saved.seeds, **values}))
+    if not frames:
+        return pd.DataFrame(columns=["trial_id", "seed"])
+    out = pd.concat(frames, ignore_index=True)
+    seeds = study.seeds
+    if "diverged" in seeds.columns:
+        diverged = seeds.assign(trial_id=seeds["trial_id"].astype(str))[["trial_id", "seed", "diverged"]]
+        flags = out.merge(diverged, on=["trial_id", "seed"], how="left")["diverged"]
+        lost = flags.fillna(False).astype(str).str.lower().isin(["true", "1", "1.0"]).to_numpy()
+        metrics = [c for c in out.columns if c not in ("trial_id", "seed")]
+        out.loc[lost, metrics] = np.nan
+    return out
 
 
 def seed_model(path: str | Path, /, *, seed: int, hidden: int | None = None, model: Any = None) -> Any:

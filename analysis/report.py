@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.errors import AnalysisError
-from analysis.models import evaluate_model, load_population
+from analysis.models import cube_metrics, evaluate_model, load_population
 from analysis.pareto import DEFAULT_REFERENCE
 from analysis.results import STATES, Study, load_study
 from analysis.tables import (
@@ -820,8 +820,11 @@ def _distribution_section(doc: _Document, study: Study, summary: FrontSummary) -
     doc.heading("Distributions across seeds")
     order = _trial_order(study, summary)
     hand = {str(t): "black" for t in summary.done.loc[summary.done["hand"].astype(bool), "trial_id"]}
-    columns = distribution_columns(study.experiment, list(seeds.columns))
     frame = seeds.assign(trial_id=seeds["trial_id"].astype(str))
+    scored_now = not _cube_columns(list(frame.columns))
+    if scored_now:  # a search without --cube-metrics: score the trials shown, from their stored models
+        frame = _with_cube_metrics(doc, study, frame, order)
+    columns = distribution_columns(study.experiment, list(frame.columns))
     try:
         fig = figures.distribution_figure(frame, columns=columns, group="trial_id", order=order, highlight=hand)
     except AnalysisError as err:
@@ -834,15 +837,35 @@ def _distribution_section(doc: _Document, study: Study, summary: FrontSummary) -
         f"Per trial{more}: a box of its seeds (red line: median) with every seed as a point; hand schedule "
         "in black, then the front by mean score.",
     )
-    cube = _cube_columns(list(seeds.columns))
+    cube = _cube_columns(list(frame.columns))
     if cube:
         stats = frame[frame["trial_id"].isin(order)].groupby("trial_id", sort=False)[cube].median()
         stats = stats.reindex([t for t in order if t in stats.index])
         table = pd.DataFrame({"trial": stats.index})
         for c in cube:
             table[c.replace("_mse", "").replace("_", " ")] = [_fmt(v, 3) for v in stats[c]]
-        doc.para("Loss-cube errors per trial: the median over its seeds of each seed's max and median per-colour MSE.")
+        when = (
+            " (scored for this report from the trials' stored models: the search ran without --cube-metrics)"
+            if scored_now
+            else ""
+        )
+        doc.para(
+            f"Loss-cube errors per trial: the median over its seeds of each seed's max and median per-colour MSE{when}."
+        )
         doc.table(table)
+
+
+def _with_cube_metrics(doc: _Document, study: Study, frame: pd.DataFrame, order: Sequence[str]) -> pd.DataFrame:
+    """``frame`` with the loss-cube columns of the trials in ``order`` (``analysis.models.cube_metrics``)."""
+    try:
+        scored = cube_metrics(study, order)
+    except AnalysisError as err:
+        doc.para(f"No loss-cube errors: {err}.")
+        return frame
+    if scored.empty:
+        return frame
+    scored = scored.assign(trial_id=scored["trial_id"].astype(str), seed=scored["seed"].astype(frame["seed"].dtype))
+    return frame.merge(scored, on=["trial_id", "seed"], how="left")
 
 
 # --------------------------------------------------------------------------------- entry point

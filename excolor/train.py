@@ -398,8 +398,13 @@ class PopulationTrainer:
     def done(self) -> bool:
         return self.step >= self.length
 
-    def final_metrics(self) -> dict[str, np.ndarray]:
-        """Per-model metrics of the finished run, in the original names plus §14.2's diagnostics."""
+    def final_metrics(self, *, cube: bool = True) -> dict[str, np.ndarray]:
+        """Per-model metrics of the finished run, in the original names plus §14.2's diagnostics.
+
+        ``cube=False`` leaves out the loss cube's max and median errors (``cube_metric_names``): a
+        quarter of a search's time for diagnostics no objective uses; ``population_cube_metrics``
+        gives the same values later from the stored models (``analysis.models.cube_metrics``).
+        """
         s = self.n_models
         alive = self.alive[:s].cpu().numpy()
         score, r = (v[:s] for v in self.ablation_scores())
@@ -418,15 +423,16 @@ class PopulationTrainer:
             )
             for key, values in extra.items():
                 out[key] = np.where(alive, values[:s], math.nan)
-        cube = population_cube_metrics(
-            self.population,
-            concept_dims=ev.concept_dims,
-            concept_dim=ev.concept_dim,
-            interventions=ev.interventions,
-            engine=self.engine,
-        )
-        for key, values in cube.items():  # max/median per-colour MSE on the HSV loss cube (§10.4)
-            out[key] = np.where(alive, values[:s], math.nan)
+        if cube:
+            errors = population_cube_metrics(
+                self.population,
+                concept_dims=ev.concept_dims,
+                concept_dim=ev.concept_dim,
+                interventions=ev.interventions,
+                engine=self.engine,
+            )
+            for key, values in errors.items():  # max/median per-colour MSE on the HSV loss cube (§10.4)
+                out[key] = np.where(alive, values[:s], math.nan)
         last = self.history[-1] if self.history else {}
         for key in ["val_recon", "val_loss"] + [f"val_{reg.name}" for reg in self.val_regs] + ["red_angle_deg"]:
             out[key] = last[key][:s].cpu().numpy() if key in last else nan

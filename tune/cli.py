@@ -187,6 +187,13 @@ def _build_parser() -> argparse.ArgumentParser:
                 "until the front settles or N more trainings are spent; rerun with a larger N to race on "
                 "(default: 0, no racing)",
             )
+            q.add_argument(
+                "--cube-metrics",
+                action="store_true",
+                help="score every seed on the loss cube (max/median MSE per method) as it finishes, as train and "
+                "sweep do; costs a quarter of the search's time (default: `excolor report` scores the "
+                "configurations it shows, from their stored models)",
+            )
 
     cl = command("cluster", "a multi-node Ray cluster on this machine (ray start), for trying --address")
     cl_sub = cl.add_subparsers(dest="action", required=True, metavar="ACTION")

@@ -238,7 +238,7 @@ def train_cohort(config: dict[str, Any], settings: TrialSettings) -> None:
             report({"step": step, "group": index, "best_score_mean": best}, trainer)
 
         trainer.run(report=on_validation)
-        final = trainer.final_metrics()
+        final = trainer.final_metrics(cube=settings.cube)
         for m, d, rows in zip(group, dirs, member_rows):
             per_seed = {k: np.asarray(v)[rows] for k, v in final.items()}
             finished[m.key] = _finish_member(m, d, per_seed, trainer, rows, ray_trial, ray_dir, cohort_start)

@@ -134,6 +134,7 @@ def study_command(args: argparse.Namespace) -> int:
         spec = StudySpec(
             kind="search",
             race_seeds=args.race_seeds,
+            cube_metrics=args.cube_metrics,
             constraints=constraints,
             trials=args.trials,
             objectives=names,

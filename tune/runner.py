@@ -153,6 +153,7 @@ def _cohort_tuner(spec: StudySpec, experiment: Experiment, space: SearchSpace | 
         device=spec.device,
         engine=spec.engine,
         study_dir=str(spec.directory),
+        cube=spec.cube_metrics,
     )
     trainable = tune.with_resources(tune.with_parameters(train_cohort, settings=settings), _resources(spec))
     # NOTE(excolor): Tune lets a custom searcher have one trial pending at a time, so the k-th trial

@@ -36,7 +36,16 @@ SAMPLERS = ("tpe", "nsga2", "gp", "random")
 # machine or device, log differently or run more trials at once. A cohort search may also grow
 # (--trials, --race-seeds) and train in other cohort sizes: the journal and the records, not the
 # Ray run, are its record.
-_MAY_CHANGE = {"space", "wandb", "max_concurrent", "checkpoint_every_s", "device", "engine", "gpus_per_trial"}
+_MAY_CHANGE = {
+    "space",
+    "wandb",
+    "max_concurrent",
+    "checkpoint_every_s",
+    "device",
+    "engine",
+    "gpus_per_trial",
+    "cube_metrics",
+}
 _MAY_CHANGE_IN_COHORT_SEARCH = {"trials", "cohort", "max_failures", "cpus_per_trial", "race_seeds"}
 
 
@@ -76,6 +85,7 @@ class StudySpec:
     layout: str | None = None  # 'cohort': configurations recorded in trials/<number>/ (analysis.record)
     cohort: int | None = None  # configurations per Ray trial (None: sized to the cluster)
     race_seeds: int = 0  # cohort search: seed racing's budget in model trainings (tune.race)
+    cube_metrics: bool = True  # score every seed on the loss cube as it finishes (a search: off by default)
 
     @property
     def directory(self) -> Path:

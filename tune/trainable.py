@@ -54,6 +54,7 @@ class TrialSettings:
     engine: str = "torch"  # excolor.train.ENGINES
     study_dir: str | None = None  # cohort searches write each configuration's record under it
     records: str | None = None  # ... in this subdirectory (default: trials/; validations: validation/<label>)
+    cube: bool = True  # score every seed on the loss cube as it finishes (a search: --cube-metrics)
 
 
 def trial_experiment(settings: TrialSettings, config: Mapping[str, Any]) -> Experiment:

@@ -140,6 +140,21 @@ def test_final_metrics_names_and_shapes(experiment) -> None:
     assert len(result.history) == 10 and int(result.history[-1]["step"]) == 300
 
 
+def test_final_metrics_without_the_cube_leave_only_the_cube_out(experiment) -> None:
+    """A search skips the loss cube (``cube=False``); everything else it reports is unchanged."""
+    from excolor.methods import cube_metric_names
+
+    trainer = PopulationTrainer(_short(experiment, 31), [0, 1], engine="kernel")
+    trainer.run()
+    full, lean = trainer.final_metrics(), trainer.final_metrics(cube=False)
+    cube = cube_metric_names(experiment.evaluation.interventions)
+    assert set(cube) <= set(full) and not set(cube) & set(lean)
+    assert set(lean) == set(full) - set(cube)
+    for key in lean:
+        if key != "runtime_s":
+            np.testing.assert_array_equal(lean[key], full[key], err_msg=key)
+
+
 def test_validation_anchor_is_batch_weighted(experiment) -> None:
     """val_anchor = (31/351)(1 − cos(h_red, e0)) (§4.4, §12 pitfall 12)."""
     t = PopulationTrainer(experiment, [0, 1])

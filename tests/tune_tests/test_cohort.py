@@ -22,6 +22,7 @@ from optuna.trial import TrialState
 
 from analysis.aggregate import aggregate
 from analysis.cli import status_text
+from analysis.models import cube_metrics
 from analysis.objectives import objective
 from analysis.racing import best_before_and_after, race_seeds, racing_table
 from analysis.record import race_record_dir, trial_record_dir
@@ -47,7 +48,7 @@ def _search(tmp_path: Path, name: str, *extra: str) -> list[str]:
 
 
 def test_a_cohort_search_records_one_optuna_trial_per_configuration(ray_session, tmp_path: Path, capsys) -> None:
-    assert main(_search(tmp_path, "co", "--trials", "5", "--cohort", "3")) == 0
+    assert main(_search(tmp_path, "co", "--trials", "5", "--cohort", "3", "--cube-metrics")) == 0
     out = capsys.readouterr()
     study_dir = tmp_path / "co"
     study = _journal(study_dir, "co")
@@ -69,6 +70,7 @@ def test_a_cohort_search_records_one_optuna_trial_per_configuration(ray_session,
     assert loaded.counts()["done"] == 5 and loaded.trials["hand"].tolist() == [True] + [False] * 4
     assert loaded.trials["optuna_number"].tolist() == [0, 1, 2, 3, 4]
     assert sorted(loaded.seeds["seed"].unique()) == [0, 1, 2] and len(loaded.seeds) == 15
+    assert loaded.seeds["ablated_max_mse"].notna().all()  # --cube-metrics: scored as they finished
     assert "Pareto front" in status_text(loaded)
 
 
@@ -88,21 +90,35 @@ def test_cohort_members_equal_the_same_configurations_trained_alone(ray_session,
     """
     search = _search(tmp_path, "eq", "--trials", "4", "--cohort", "4", "--engine", engine, "--sampler-seed", "22")
     assert main(search) == 0
+    study = load_study(tmp_path / "eq")
+    assert "ablated_max_mse" not in study.seeds.columns  # a search leaves the loss cube to its report
+    scored = cube_metrics(study, [f"{n:04d}" for n in range(4)])  # ... which scores the stored models
     for number in range(4):
         directory = trial_record_dir(tmp_path / "eq", number)
         experiment = load_experiment(directory / "experiment.yaml")
         alone = train(experiment, [0, 1, 2], engine=engine).metrics
         recorded = pd.read_csv(directory / "seeds.csv")
         assert recorded["seed"].tolist() == [0, 1, 2]
+        cube = scored[scored["trial_id"] == f"{number:04d}"]
+        assert cube["seed"].tolist() == [0, 1, 2]
         if experiment.model.hidden == 16:
             np.testing.assert_array_equal(recorded["val_recon"].to_numpy(), alone["val_recon"].astype(np.float64))
             np.testing.assert_array_equal(recorded["score"].to_numpy(), alone["score"])
+            for key in ("baseline_max_mse", "ablated_median_mse", "suppression_max_mse"):
+                np.testing.assert_array_equal(cube[key].to_numpy(), alone[key], err_msg=key)
         elif engine == "kernel":
             np.testing.assert_array_equal(recorded["score"].to_numpy(), alone["score"])
             np.testing.assert_allclose(recorded["val_recon"].to_numpy(), alone["val_recon"], rtol=1e-6)
         else:
             np.testing.assert_allclose(recorded["val_recon"].to_numpy(), alone["val_recon"], rtol=1e-3)
             np.testing.assert_allclose(recorded["score"].to_numpy(), alone["score"], atol=1e-4)
+        if experiment.model.hidden != 16:
+            np.testing.assert_allclose(cube["ablated_max_mse"].to_numpy(), alone["ablated_max_mse"], rtol=1e-3)
+    if engine == "kernel":  # the report's loss-cube table, scored for it
+        from analysis.report import write_report
+
+        text = write_report(tmp_path / "eq").markdown.read_text()
+        assert "Loss-cube errors per trial" in text and "scored for this report" in text
 
 
 def test_rerun_extends_a_search_and_refuses_other_objectives_or_seeds(ray_session, tmp_path: Path, capsys) -> None:
