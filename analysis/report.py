@@ -821,9 +821,7 @@ def _distribution_section(doc: _Document, study: Study, summary: FrontSummary) -
     order = _trial_order(study, summary)
     hand = {str(t): "black" for t in summary.done.loc[summary.done["hand"].astype(bool), "trial_id"]}
     frame = seeds.assign(trial_id=seeds["trial_id"].astype(str))
-    scored_now = not _cube_columns(list(frame.columns))
-    if scored_now:  # a search without --cube-metrics: score the trials shown, from their stored models
-        frame = _with_cube_metrics(doc, study, frame, order)
+    frame, scored_now = _with_cube_metrics(doc, study, frame, order)
     columns = distribution_columns(study.experiment, list(frame.columns))
     try:
         fig = figures.distribution_figure(frame, columns=columns, group="trial_id", order=order, highlight=hand)
@@ -845,7 +843,8 @@ def _distribution_section(doc: _Document, study: Study, summary: FrontSummary) -
         for c in cube:
             table[c.replace("_mse", "").replace("_", " ")] = [_fmt(v, 3) for v in stats[c]]
         when = (
-            " (scored for this report from the trials' stored models: the search ran without --cube-metrics)"
+            f" ({'trial ' + scored_now[0] if len(scored_now) == 1 else f'{len(scored_now)} trials'} scored for this "
+            "report from the stored models: trained without --cube-metrics)"
             if scored_now
             else ""
         )
@@ -855,17 +854,30 @@ def _distribution_section(doc: _Document, study: Study, summary: FrontSummary) -
         doc.table(table)
 
 
-def _with_cube_metrics(doc: _Document, study: Study, frame: pd.DataFrame, order: Sequence[str]) -> pd.DataFrame:
-    """``frame`` with the loss-cube columns of the trials in ``order`` (``analysis.models.cube_metrics``)."""
+def _with_cube_metrics(
+    doc: _Document, study: Study, frame: pd.DataFrame, order: Sequence[str]
+) -> tuple[pd.DataFrame, list[str]]:
+    """``frame`` with the loss-cube errors of the trials in ``order`` that were trained without them (a
+    search without ``--cube-metrics``), scored now (``analysis.models.cube_metrics``); and those trials."""
+    cube = _cube_columns(list(frame.columns))
+    shown = frame[frame["trial_id"].isin(order)]
+    known = set(shown.loc[shown[cube].notna().any(axis=1), "trial_id"]) if cube else set()
+    missing = [t for t in order if t not in known]
+    if not missing:
+        return frame, []
     try:
-        scored = cube_metrics(study, order)
+        scored = cube_metrics(study, missing)
     except AnalysisError as err:
-        doc.para(f"No loss-cube errors: {err}.")
-        return frame
+        doc.para(f"No loss-cube errors for trials {', '.join(missing)}: {err}.")
+        return frame, []
     if scored.empty:
-        return frame
+        return frame, []
     scored = scored.assign(trial_id=scored["trial_id"].astype(str), seed=scored["seed"].astype(frame["seed"].dtype))
-    return frame.merge(scored, on=["trial_id", "seed"], how="left")
+    merged = frame.merge(scored, on=["trial_id", "seed"], how="left", suffixes=("", "/scored"))
+    for c in [c for c in scored.columns if c not in ("trial_id", "seed")]:
+        if f"{c}/scored" in merged.columns:  # a study with both: keep what training wrote
+            merged[c] = merged[c].fillna(merged.pop(f"{c}/scored"))
+    return merged, sorted(set(scored["trial_id"]), key=list(order).index)
 
 
 # --------------------------------------------------------------------------------- entry point
