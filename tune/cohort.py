@@ -173,7 +173,12 @@ def train_cohort(config: dict[str, Any], settings: TrialSettings) -> None:
     last_checkpoint = [time.monotonic()]
     cohort_start = time.perf_counter()
 
-    def report(metrics: dict[str, Any], trainer: PopulationTrainer | None, *, final: bool = False) -> None:
+    def report(
+        metrics: dict[str, Any], trainer: PopulationTrainer | None, *, final: bool = False, group_done: bool = False
+    ) -> None:
+        """Report a row, with a checkpoint when one is due: the group to train and, mid-group, its
+        trainer's state. ``group_done``: ``group_index`` is already the next group, which a resume
+        starts afresh (the finished group's state does not fit its population)."""
         row = {**metrics, "final": final, "members_done": len(finished), "members": len(members), "node_id": node_id}
         if final:  # what the searcher tells Optuna, one entry per configuration (JSON: Tune flattens dicts)
             row["results"] = json.dumps(finished)
@@ -183,7 +188,7 @@ def train_cohort(config: dict[str, Any], settings: TrialSettings) -> None:
             return
         with tempfile.TemporaryDirectory() as d:
             torch.save(
-                {"group": group_index, "trainer": trainer.state_dict(), "finished": finished},
+                {"group": group_index, "trainer": None if group_done else trainer.state_dict(), "finished": finished},
                 os.path.join(d, CHECKPOINT_FILE),
             )
             tune.report(row, checkpoint=tune.Checkpoint.from_directory(d))
@@ -243,7 +248,7 @@ def train_cohort(config: dict[str, Any], settings: TrialSettings) -> None:
             per_seed = {k: np.asarray(v)[rows] for k, v in final.items()}
             finished[m.key] = _finish_member(m, d, per_seed, trainer, rows, ray_trial, ray_dir, cohort_start)
         group_index += 1
-        report({"step": trainer.step, "group": group_index}, trainer, final=group_index == len(groups))
+        report({"step": trainer.step, "group": group_index}, trainer, final=group_index == len(groups), group_done=True)
 
 
 def _finish_member(

@@ -130,6 +130,65 @@ def test_cohort_members_equal_the_same_configurations_trained_alone(ray_session,
         assert row.count("9.25") == 6  # what training wrote is kept
 
 
+def test_a_cohort_retried_after_a_finished_group_trains_the_next_group_afresh(ray_session, tmp_path: Path) -> None:
+    """A checkpoint taken as a group (one width) finishes names the next group, which a retry starts afresh.
+
+    NOTE(excolor): it once also held the finished group's trainer, which the next group's population
+    cannot load, so every retry failed and the cohort's configurations ended FAIL (seen when a node was
+    lost just after a cohort's first width finished, in test_local_cluster_search_survives_a_lost_worker_node).
+    """
+    from ray import tune as ray_tune
+
+    from excolor.experiments import preset
+    from tune.cohort import train_cohort
+    from tune.trainable import TrialSettings
+
+    space = SearchSpace.default()
+    hand = space.reference_params()
+    members = [{"number": 0, "params": hand}, {"number": 1, "params": {**hand, "hidden": 10}}]  # two groups
+    settings = TrialSettings(
+        experiment=preset(),
+        steps=40,
+        space=space,
+        seeds=(0, 1),
+        checkpoint_every_s=0.0,  # a checkpoint with every report, the first group's end included
+        engine="kernel",
+        study_dir=str(tmp_path / "s"),
+    )
+    marker = tmp_path / "failed-once"
+
+    def cohort_lost_after_its_first_group(config: dict) -> None:
+        import ray.tune
+
+        report = ray.tune.report
+
+        def report_then_fail(row: dict, *args: object, **kwargs: object) -> None:
+            report(row, *args, **kwargs)
+            if row.get("group") == 1 and "best_score_mean" not in row and not marker.exists():
+                marker.touch()
+                raise RuntimeError("lost just after the first group's checkpoint")
+
+        ray.tune.report = report_then_fail
+        try:
+            train_cohort(config, settings)
+        finally:
+            ray.tune.report = report
+
+    tuner = ray_tune.Tuner(
+        cohort_lost_after_its_first_group,
+        param_space={"cohort": members},
+        run_config=ray_tune.RunConfig(
+            storage_path=str(tmp_path / "ray"), failure_config=ray_tune.FailureConfig(max_failures=1), verbose=0
+        ),
+    )
+    result = tuner.fit()[0]
+    assert marker.exists() and result.error is None
+    finished = json.loads(result.metrics["results"])
+    assert sorted(finished) == ["0", "1"] and not any(v["diverged"] for v in finished.values())
+    seeds = pd.read_csv(trial_record_dir(tmp_path / "s", 1) / "seeds.csv")
+    assert seeds["seed"].tolist() == [0, 1]
+
+
 def test_rerun_extends_a_search_and_refuses_other_objectives_or_seeds(ray_session, tmp_path: Path, capsys) -> None:
     assert main(_search(tmp_path, "ex", "--trials", "2", "--cohort", "2")) == 0
     first = {t.number: t.datetime_complete for t in _journal(tmp_path / "ex", "ex").trials}
