@@ -865,13 +865,16 @@ def _with_cube_metrics(
     missing = [t for t in order if t not in known]
     if not missing:
         return frame, []
-    try:
-        scored = cube_metrics(study, missing)
-    except AnalysisError as err:
-        doc.para(f"No loss-cube errors for trials {', '.join(missing)}: {err}.")
+    frames = []
+    for trial_id in missing:  # trial by trial: one unreadable model file costs only its own trial's values
+        try:
+            frames.append(cube_metrics(study, [trial_id]))
+        except AnalysisError as err:
+            doc.para(f"No loss-cube errors for trial {trial_id}: {err}.")
+    frames = [f for f in frames if not f.empty]
+    if not frames:
         return frame, []
-    if scored.empty:
-        return frame, []
+    scored = pd.concat(frames, ignore_index=True)
     scored = scored.assign(trial_id=scored["trial_id"].astype(str), seed=scored["seed"].astype(frame["seed"].dtype))
     merged = frame.merge(scored, on=["trial_id", "seed"], how="left", suffixes=("", "/scored"))
     for c in [c for c in scored.columns if c not in ("trial_id", "seed")]:

@@ -128,6 +128,13 @@ def test_cohort_members_equal_the_same_configurations_trained_alone(ray_session,
         table = text.split("Loss-cube errors per trial")[1]
         row = next(line for line in table.splitlines() if line.startswith("| 0000 |"))
         assert row.count("9.25") == 6  # what training wrote is kept
+        from analysis.record import POPULATION_FILE
+
+        (trial_record_dir(tmp_path / "eq", 3) / POPULATION_FILE).write_bytes(b"not a checkpoint")
+        text = write_report(tmp_path / "eq").markdown.read_text()  # one unreadable model: the rest still scored
+        assert "(2 trials scored for this report" in text
+        assert "No loss-cube errors for trial 0003: cannot read checkpoint" in text
+        assert "No loss-cube errors for trial 0001" not in text
 
 
 def test_a_cohort_retried_after_a_finished_group_trains_the_next_group_afresh(ray_session, tmp_path: Path) -> None:
