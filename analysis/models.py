@@ -2,8 +2,9 @@
 
 A trial's ``checkpoint_*/population.pt`` holds the whole population in one ``(M, P)`` tensor (rows
 in seed order; M can exceed the number of seeds, the extra rows are padding). It is read with
-``torch.load(weights_only=True)``, which refuses anything but tensors and plain containers: a study
-copied from elsewhere is untrusted input.
+``excolor.readers.load_tensors`` (``torch.load(weights_only=True)``, which refuses anything but tensors and
+plain containers, once the file's unpacked size is known to fit): a study copied from elsewhere is
+untrusted input.
 
 The tensor does not say which model it holds: the experiment does (``excolor.config.ModelConfig``:
 kind, latent K, hidden width H, GELU blocks N). A trial's experiment.yaml fixes all four; without
@@ -108,10 +109,13 @@ def load_population(path: str | Path, /, *, hidden: int | None = None, model: An
     import torch
 
     from excolor.population import Population
+    from excolor.readers import UnreadableText, load_tensors
 
     kind, k, n_blocks = _shape(model)
     try:
-        state = torch.load(Path(path), map_location="cpu", weights_only=True)
+        state = load_tensors(Path(path))
+    except UnreadableText as err:
+        raise AnalysisError(f"cannot read checkpoint {path}: {err}") from None
     except Exception as err:  # torch raises many types for corrupt or foreign files
         raise AnalysisError(f"cannot read checkpoint {path}: {type(err).__name__}: {err}") from None
     params = state.get("params") if isinstance(state, dict) else None

@@ -57,7 +57,8 @@ class TrainRun:
 def load_train_run(directory: str | Path, /) -> TrainRun:
     """Read an ``excolor train`` output directory (metrics.csv, models.pt, experiment.yaml).
 
-    ``models.pt`` is read with ``torch.load(weights_only=True)``: tensors and plain containers only.
+    ``models.pt`` is read with ``excolor.readers.load_tensors``: tensors and plain containers only,
+    of a bounded unpacked size.
 
     Raises:
         AnalysisError: a file is missing or malformed, or the models do not fit the experiment.
@@ -66,6 +67,7 @@ def load_train_run(directory: str | Path, /) -> TrainRun:
 
     from excolor.experiments import ExperimentError, load_experiment
     from excolor.population import Population
+    from excolor.readers import UnreadableText, load_tensors
 
     path = Path(directory).expanduser().resolve()
     missing = [f for f in ("metrics.csv", "models.pt", "experiment.yaml") if not (path / f).is_file()]
@@ -80,7 +82,9 @@ def load_train_run(directory: str | Path, /) -> TrainRun:
     except (OSError, ValueError) as err:
         raise AnalysisError(f"cannot read {path / 'metrics.csv'}: {err}") from None
     try:
-        state = torch.load(path / "models.pt", map_location="cpu", weights_only=True)
+        state = load_tensors(path / "models.pt")
+    except UnreadableText as err:
+        raise AnalysisError(f"cannot read {path / 'models.pt'}: {err}") from None
     except Exception as err:  # torch raises many types for corrupt or foreign files
         raise AnalysisError(f"cannot read {path / 'models.pt'}: {type(err).__name__}: {err}") from None
     if not isinstance(state, dict) or state.get("format") != _MODELS_FORMAT:

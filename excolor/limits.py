@@ -50,6 +50,7 @@ __all__ = [
     "experiment_sizes_default",
     "format_bytes",
     "memory_limit",
+    "tensor_file_limit",
 ]
 
 # ------------------------------------------------------------------------------------- files
@@ -147,6 +148,20 @@ def memory_limit() -> int:
     except (ValueError, OSError, AttributeError):  # not POSIX
         ram = 0
     return max(MEMORY_FLOOR, int(ram))
+
+
+def tensor_file_limit() -> int:
+    """Bytes a tensor file (a checkpoint, a population) may unpack to: half this machine's RAM.
+
+    Unlike an experiment, a tensor file is loaded where it is read, and its tensors are then copied
+    (to float32, contiguous), so it must fit here twice. The entries of torch's zip format may be
+    compressed: a file of kilobytes can unpack to gigabytes, so the unpacked size is what counts.
+    """
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not POSIX
+        ram = 0
+    return int(ram) // 2 if ram > 0 else MEMORY_FLOOR
 
 
 def format_bytes(n: float) -> str:

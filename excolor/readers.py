@@ -1,10 +1,12 @@
-"""Bounded reading of files: text of a limited size, JSON of a limited depth and digit count.
+"""Bounded reading of files: text of a limited size, JSON of a limited depth and digit count, tensors.
 
 Every file excolor, ``tune`` and ``analysis`` read from a user or from a study directory goes
 through :func:`read_text`, so that ``/dev/zero``, a FIFO or a 50 MB file is one clear refusal, not a
 ``MemoryError`` or a hang. :func:`load_json_file` adds the JSON bounds for study records
 (``study.json``, ``result.json``): nesting depth, integer digits, and NaN/Infinity, which JSON does
-not have but Python's ``json`` reads. The limits themselves live in :mod:`excolor.limits`.
+not have but Python's ``json`` reads. :func:`load_tensors` reads checkpoints and stored populations
+with ``torch.load(weights_only=True)`` once their unpacked size is known to fit. The limits
+themselves live in :mod:`excolor.limits`.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ import json
 import math
 import os
 import stat
+import zipfile
 from typing import Any
 
-from excolor.limits import MAX_DEPTH, MAX_DIGITS, RECORD_LIMIT, TEXT_LIMIT, format_bytes
+from excolor.limits import MAX_DEPTH, MAX_DIGITS, RECORD_LIMIT, TEXT_LIMIT, format_bytes, tensor_file_limit
 
 __all__ = [
     "JsonError",
@@ -23,6 +26,7 @@ __all__ = [
     "load_json_file",
     "load_json_lines",
     "load_json_text",
+    "load_tensors",
     "read_bytes",
     "read_text",
 ]
@@ -101,6 +105,52 @@ def read_text(path: str | os.PathLike[str], *, limit: int = TEXT_LIMIT) -> str:
         raise UnreadableText(
             f"not UTF-8 text (byte {data[e.start]:#04x} at offset {e.start})", path=os.fspath(path)
         ) from None
+
+
+def load_tensors(path: str | os.PathLike[str], *, limit: int | None = None) -> Any:
+    """``torch.load(weights_only=True)`` of a tensor file whose unpacked size fits ``limit``, on the CPU.
+
+    ``weights_only`` refuses anything but tensors and plain containers; this adds the size. torch's
+    format is a zip archive whose entries may be compressed (torch inflates them), so a crafted file
+    of kilobytes can unpack to any size: the archive's directory states each entry's unpacked size,
+    and their sum must fit ``limit`` before torch reads anything (a file that is not a zip archive
+    counts its own size). The file is opened once, so what was checked is what is loaded.
+
+    Args:
+        path: The file.
+        limit: The most bytes it may unpack to; default ``excolor.limits.tensor_file_limit()``.
+
+    Raises:
+        UnreadableText: Missing, not a regular file, or unpacking to more than ``limit``; one line.
+        Exception: What ``torch.load`` raises for a corrupt or foreign file (many types).
+    """
+    import torch
+
+    where = os.fspath(path)
+    limit = tensor_file_limit() if limit is None else limit
+    try:
+        fd = os.open(where, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        raise UnreadableText(f"cannot read the file: {e.strerror or e}", path=where) from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        what = "a directory" if stat.S_ISDIR(st.st_mode) else "a device, pipe or socket"
+        raise UnreadableText(f"cannot read the file: not a regular file ({what})", path=where)
+    with os.fdopen(fd, "rb") as f:
+        size = st.st_size
+        if zipfile.is_zipfile(f):
+            try:
+                with zipfile.ZipFile(f) as archive:  # a passed file stays open
+                    size = sum(info.file_size for info in archive.infolist())
+            except (zipfile.BadZipFile, OSError, ValueError) as e:
+                raise UnreadableText(f"not a readable tensor archive: {e}", path=where) from None
+        if size > limit:
+            raise UnreadableText(
+                f"the file unpacks to {format_bytes(size)}, more than the limit of {_size(limit)}", path=where
+            )
+        f.seek(0)
+        return torch.load(f, map_location="cpu", weights_only=True)
 
 
 def _size(limit: int) -> str:

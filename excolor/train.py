@@ -42,6 +42,7 @@ from excolor.data import make_stream
 from excolor.dopesheet import Dopesheet
 from excolor.evaluate import intervention_correlations, method_errors, population_cube_metrics, score_from_errors
 from excolor.population import Population
+from excolor.readers import load_tensors
 from excolor.regularizers import reduction_weights
 
 __all__ = ["COLLAPSE_RECON", "ENGINES", "PopulationTrainer", "TrainResult", "resolve_engine", "train"]
@@ -516,7 +517,7 @@ class PopulationTrainer:
         torch.save(self.state_dict(), path)
 
     def load(self, path: str) -> None:
-        self.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        self.load_state_dict(load_tensors(path))
 
 
 class _flush_denormal:

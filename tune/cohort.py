@@ -146,6 +146,7 @@ def train_cohort(config: dict[str, Any], settings: TrialSettings) -> None:
     from ray import tune
 
     from excolor.devices import resolve_device
+    from excolor.readers import load_tensors
     from excolor.train import PopulationTrainer
 
     torch.set_num_threads(max(1, settings.threads))
@@ -167,7 +168,7 @@ def train_cohort(config: dict[str, Any], settings: TrialSettings) -> None:
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as d:
-            saved = torch.load(os.path.join(d, CHECKPOINT_FILE), map_location="cpu", weights_only=True)
+            saved = load_tensors(os.path.join(d, CHECKPOINT_FILE))
         group_index, state, finished = int(saved["group"]), saved["trainer"], dict(saved["finished"])
 
     last_checkpoint = [time.monotonic()]

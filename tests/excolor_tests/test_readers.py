@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import math
 import os
+import re
+import zipfile
 from pathlib import Path
 
 import pytest
+import torch
 
 from excolor import _yaml
 from excolor.dopesheet import Dopesheet, DopesheetError
 from excolor.experiments import ExperimentError, load_experiment, parse_experiment
 from excolor.limits import MAX_DEPTH, MAX_DIGITS, MAX_NODES, TEXT_LIMIT
-from excolor.readers import JsonError, UnreadableText, load_json_file, load_json_lines, read_text
+from excolor.readers import JsonError, UnreadableText, load_json_file, load_json_lines, load_tensors, read_text
 from tune.space import SearchSpace, SpaceError
 
 # ------------------------------------------------------------------------------------- read_text
@@ -38,6 +41,64 @@ def test_read_text_limit(tmp_path: Path) -> None:
     assert read_text(path, limit=1001) == "a" * 1001
     with pytest.raises(UnreadableText, match="larger than the limit of 1000 bytes"):
         read_text(path, limit=1000)
+
+
+# ------------------------------------------------------------------------------------- tensors
+
+
+def _deflated(tmp_path: Path, state: dict[str, object]) -> Path:
+    """``state`` saved by torch, its archive rewritten with compressed entries (torch inflates them)."""
+    plain, packed = tmp_path / "plain.pt", tmp_path / "packed.pt"
+    torch.save(state, plain)
+    with zipfile.ZipFile(plain) as src, zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info.filename))
+    return packed
+
+
+def test_load_tensors_bounds_what_a_compressed_archive_unpacks_to(tmp_path: Path) -> None:
+    packed = _deflated(tmp_path, {"params": torch.zeros(1000, 1000), "seeds": [0]})  # 4 MB of zeros
+    assert packed.stat().st_size < 64 << 10  # the file itself is small
+    with pytest.raises(UnreadableText, match=r"unpacks to 3\.8 MiB, more than the limit of 1\.0 MiB"):
+        load_tensors(packed, limit=1 << 20)
+    state = load_tensors(packed)  # within the default limit (half this machine's memory) it loads
+    assert state["params"].shape == (1000, 1000) and state["seeds"] == [0]
+
+
+def test_load_tensors_counts_a_plain_file_by_its_size(tmp_path: Path) -> None:
+    path = tmp_path / "state.pt"
+    torch.save({"x": torch.arange(10)}, path)
+    assert load_tensors(path)["x"].tolist() == list(range(10))
+    with pytest.raises(UnreadableText, match="more than the limit of 100 bytes"):
+        load_tensors(path, limit=100)
+
+
+def test_load_tensors_refuses_what_is_not_a_regular_file(tmp_path: Path) -> None:
+    fifo = tmp_path / "population.pt"
+    os.mkfifo(fifo)
+    with pytest.raises(UnreadableText, match=r"not a regular file \(a device, pipe or socket\)"):
+        load_tensors(fifo)  # without blocking on the pipe
+    with pytest.raises(UnreadableText, match=r"not a regular file \(a directory\)"):
+        load_tensors(tmp_path)
+    with pytest.raises(UnreadableText, match="cannot read the file"):
+        load_tensors(tmp_path / "missing.pt")
+
+
+def test_load_tensors_refuses_code_in_the_pickle(tmp_path: Path) -> None:
+    path = tmp_path / "evil.pt"
+    torch.save({"f": os.getcwd}, path)  # a function: weights_only refuses it
+    with pytest.raises(Exception, match=r"(?i)weights_only"):
+        load_tensors(path)
+
+
+def test_a_compressed_checkpoint_too_large_to_load_is_one_analysis_error(tmp_path: Path, monkeypatch) -> None:
+    from analysis.errors import AnalysisError
+    from analysis.models import load_population
+
+    packed = _deflated(tmp_path, {"params": torch.zeros(1000, 1000), "seeds": [0]})
+    monkeypatch.setattr("excolor.readers.tensor_file_limit", lambda: 1 << 20)
+    with pytest.raises(AnalysisError, match=re.escape(f"cannot read checkpoint {packed}: the file unpacks to 3.8 MiB")):
+        load_population(packed)
 
 
 # ------------------------------------------------------------------------------------- JSON
