@@ -143,11 +143,7 @@ def memory_limit() -> int:
     A file is read where a study is driven, which need not be where it trains (a GPU node), so the
     limit is what no machine excolor targets can exceed, not what this one has free.
     """
-    try:
-        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # not POSIX
-        ram = 0
-    return max(MEMORY_FLOOR, int(ram))
+    return max(MEMORY_FLOOR, _physical_memory())
 
 
 def tensor_file_limit() -> int:
@@ -157,11 +153,16 @@ def tensor_file_limit() -> int:
     (to float32, contiguous), so it must fit here twice. The entries of torch's zip format may be
     compressed: a file of kilobytes can unpack to gigabytes, so the unpacked size is what counts.
     """
+    ram = _physical_memory()
+    return ram // 2 if ram > 0 else MEMORY_FLOOR
+
+
+def _physical_memory() -> int:
+    """This machine's RAM in bytes; 0 where the system does not say (not POSIX)."""
     try:
-        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # not POSIX
-        ram = 0
-    return int(ram) // 2 if ram > 0 else MEMORY_FLOOR
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return 0
 
 
 def format_bytes(n: float) -> str:
